@@ -1,0 +1,5 @@
+import sys
+
+from videopure.cli import main
+
+sys.exit(main())
