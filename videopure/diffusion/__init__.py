@@ -1,0 +1,1 @@
+"""Image diffusion networks DiffPure purifies with, and one score interface over them."""

@@ -1,0 +1,168 @@
+"""Named diffusion presets: the official DiffPure networks, their checkpoint formats and default purification time.
+
+``load_preset(name, checkpoint_path)`` builds the network, loads the file strictly and returns it frozen in
+``eval()`` mode. An unknown name is an error that lists the known ones.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+from videopure.diffusion.checkpoint import load_adm_checkpoint, load_score_sde_checkpoint
+
+
+@dataclass(frozen=True)
+class DiffusionPreset:
+    """A named network: how to build it, how its checkpoint file is laid out, and where to get the file."""
+
+    name: str
+    family: str  # "adm" | "ncsnpp"
+    config: Mapping[str, Any]
+    image_size: int
+    default_t_star: float
+    checkpoint_file: str
+    source: str
+    description: str
+    builder: Callable[[Mapping[str, Any]], nn.Module] = field(repr=False, compare=False)
+    loader: Callable[[nn.Module, str | Path, str], None] = field(repr=False, compare=False)
+
+    def build(self) -> nn.Module:
+        """The randomly initialised network (no weights loaded)."""
+        return self.builder(self.config)
+
+
+def _build_adm(config: Mapping[str, Any]) -> nn.Module:
+    from videopure.diffusion.adm import create_adm
+
+    return create_adm(**config)
+
+
+def _build_ncsnpp(config: Mapping[str, Any]) -> nn.Module:
+    from videopure.diffusion.ncsnpp import create_ncsnpp
+
+    return create_ncsnpp(config)
+
+
+ADM_256_UNCOND = {
+    "image_size": 256,
+    "num_channels": 256,
+    "num_res_blocks": 2,
+    "channel_mult": "",
+    "learn_sigma": True,
+    "class_cond": False,
+    "use_checkpoint": False,
+    "attention_resolutions": "32,16,8",
+    "num_heads": 4,
+    "num_head_channels": 64,
+    "num_heads_upsample": -1,
+    "use_scale_shift_norm": True,
+    "dropout": 0.0,
+    "resblock_updown": True,
+    "use_fp16": False,
+    "use_new_attention_order": False,
+}
+
+DDPMPP_CIFAR10_DEEP = {
+    "data": {
+        "dataset": "CIFAR10",
+        "category": "cifar10",
+        "image_size": 32,
+        "num_channels": 3,
+        "random_flip": True,
+        "centered": True,
+        "uniform_dequantization": False,
+    },
+    "model": {
+        "name": "ncsnpp",
+        "sigma_min": 0.01,
+        "sigma_max": 50,
+        "num_scales": 1000,
+        "beta_min": 0.1,
+        "beta_max": 20.0,
+        "dropout": 0.1,
+        "scale_by_sigma": False,
+        "ema_rate": 0.9999,
+        "normalization": "GroupNorm",
+        "nonlinearity": "swish",
+        "nf": 128,
+        "ch_mult": [1, 2, 2, 2],
+        "num_res_blocks": 8,
+        "attn_resolutions": [16],
+        "resamp_with_conv": True,
+        "conditional": True,
+        "fir": False,
+        "fir_kernel": [1, 3, 3, 1],
+        "skip_rescale": True,
+        "resblock_type": "biggan",
+        "progressive": "none",
+        "progressive_input": "none",
+        "progressive_combine": "sum",
+        "attention_type": "ddpm",
+        "init_scale": 0.0,
+        "embedding_type": "positional",
+        "fourier_scale": 16,
+        "conv_size": 3,
+    },
+}
+
+PRESETS: dict[str, DiffusionPreset] = {
+    preset.name: preset
+    for preset in (
+        DiffusionPreset(
+            name="adm-256-uncond",
+            family="adm",
+            config=ADM_256_UNCOND,
+            image_size=256,
+            default_t_star=0.15,
+            checkpoint_file="256x256_diffusion_uncond.pt",
+            source="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
+            description="guided-diffusion 256x256 unconditional ImageNet model (DiffPure's ImageNet purifier)",
+            builder=_build_adm,
+            loader=load_adm_checkpoint,
+        ),
+        DiffusionPreset(
+            name="ddpmpp-cifar10",
+            family="ncsnpp",
+            config=DDPMPP_CIFAR10_DEEP,
+            image_size=32,
+            default_t_star=0.1,
+            checkpoint_file="checkpoint_8.pth",
+            source="Score-SDE release: vp/cifar10_ddpmpp_deep_continuous/checkpoints/checkpoint_8.pth",
+            description="Score-SDE DDPM++ deep continuous VP model for CIFAR-10 (DiffPure's CIFAR-10 purifier)",
+            builder=_build_ncsnpp,
+            loader=load_score_sde_checkpoint,
+        ),
+    )
+}
+
+
+def list_presets(pattern: str = "*") -> list[str]:
+    """Names of the presets matching a shell-style pattern."""
+    return sorted(name for name in PRESETS if fnmatch.fnmatch(name, pattern))
+
+
+def get_preset(name: str) -> DiffusionPreset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown diffusion preset '{name}'; known presets: {', '.join(list_presets())}") from None
+
+
+def freeze(net: nn.Module) -> nn.Module:
+    """Evaluation mode, no parameter gradients (input gradients still flow)."""
+    net.eval()
+    net.requires_grad_(False)
+    return net
+
+
+def load_preset(name: str, checkpoint_path: str | Path) -> nn.Module:
+    """Build preset ``name``, load ``checkpoint_path`` strictly (``weights_only=True``) and return it frozen."""
+    preset = get_preset(name)
+    net = preset.build()
+    preset.loader(net, checkpoint_path, preset.name)
+    return freeze(net)
