@@ -47,7 +47,10 @@ def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> d
 
 
 def load_strict(net: nn.Module, state_dict: Mapping[str, Tensor], what: str) -> None:
-    """``load_state_dict(strict=True)`` with an error naming missing, unexpected and mis-shaped keys."""
+    """``load_state_dict(strict=True, assign=True)`` with an error naming missing, unexpected and mis-shaped keys.
+
+    ``assign`` lets a network built on the meta device take the file's tensors without a random initialisation.
+    """
     expected = net.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -63,7 +66,10 @@ def load_strict(net: nn.Module, state_dict: Mapping[str, Tensor], what: str) -> 
                 shown = ", ".join(keys[:MAX_KEYS_SHOWN]) + (f", ... ({len(keys)} in all)" if len(keys) > MAX_KEYS_SHOWN else "")
                 parts.append(f"{label} keys: {shown}")
         raise CheckpointError(f"{what} does not match the network: " + "; ".join(parts))
-    net.load_state_dict(state_dict, strict=True)
+    net.load_state_dict(state_dict, strict=True, assign=True)
+    still_meta = [name for name, t in (*net.named_parameters(), *net.named_buffers()) if t.is_meta]
+    if still_meta:
+        raise CheckpointError(f"{what}: no values for {', '.join(still_meta[:MAX_KEYS_SHOWN])}")
 
 
 def load_adm_checkpoint(net: nn.Module, path: str | Path, preset: str) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import torch
 from torch import nn
 
 from videopure.diffusion.checkpoint import load_adm_checkpoint, load_score_sde_checkpoint
@@ -163,6 +164,7 @@ def freeze(net: nn.Module) -> nn.Module:
 def load_preset(name: str, checkpoint_path: str | Path) -> nn.Module:
     """Build preset ``name``, load ``checkpoint_path`` strictly (``weights_only=True``) and return it frozen."""
     preset = get_preset(name)
-    net = preset.build()
+    with torch.device("meta"):
+        net = preset.build()
     preset.loader(net, checkpoint_path, preset.name)
     return freeze(net)
