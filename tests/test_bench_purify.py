@@ -1,0 +1,36 @@
+"""The purifier benchmarks run end to end on a tiny network and report agreeing outputs (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+from videopure.bench.purify import PurifyBench, run_gradient_benchmark, run_purify_benchmark
+from videopure.cli import main
+
+TINY = {"image_size": 16, "num_channels": 32, "num_res_blocks": 1, "channel_mult": "1,2", "learn_sigma": True,
+        "attention_resolutions": "8", "num_head_channels": 16, "use_scale_shift_norm": True, "resblock_updown": True}
+
+
+def test_purify_benchmark_compares_with_the_baseline(tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    result = run_purify_benchmark(
+        PurifyBench(model=str(config), resolution=20, clips=2, frames=2, t_star=0.005, device="cpu")
+    )
+    assert result["euler_steps"] == 5
+    assert result["baseline"]["frames_per_s"] > 0 and result["videopure"]["frames_per_s"] > 0
+    assert result["speedup"] == round(result["baseline"]["seconds"] / result["videopure"]["seconds"], 3)
+    assert result["max_abs_output_difference"] < 1e-4  # same noise: same purification, up to float rounding
+
+
+def test_gradient_benchmark_and_cli(tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    result = run_gradient_benchmark(PurifyBench(model=str(config), resolution=16, frames=1, device="cpu"), steps=(2, 4))
+    assert [(row["steps"], row["mode"]) for row in result["rows"]] == [(2, "direct"), (2, "adjoint"), (4, "direct"), (4, "adjoint")]
+    assert all(row["cosine_to_direct"] > 0.99 for row in result["rows"] if row["mode"] == "adjoint")
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "purify", "--model", str(config), "--resolution", "16", "--clips", "1", "--frames", "1",
+                 "--t-star", "0.002", "--device", "cpu", "--json", str(out)])
+    assert code == 0 and json.loads(out.read_text())["euler_steps"] == 2

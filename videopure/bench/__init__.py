@@ -1,0 +1,1 @@
+"""Benchmarks: every number is reported against a baseline measured in the same run."""
