@@ -7,10 +7,10 @@ import logging
 import sys
 from typing import Sequence
 
-from videopure.cli import bench, info
+from videopure.cli import bench, data, info
 from videopure.config import ConfigError
 
-COMMAND_MODULES = (info, bench)
+COMMAND_MODULES = (info, bench, data)
 
 
 def build_parser() -> argparse.ArgumentParser:

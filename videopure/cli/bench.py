@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-BENCH_MODULES: tuple = ()
+from videopure.cli import bench_decode, bench_purify
+
+BENCH_MODULES: tuple = (bench_purify, bench_decode)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
