@@ -19,7 +19,8 @@ def test_purify_benchmark_compares_with_the_baseline(tmp_path):
     )
     assert result["euler_steps"] == 5
     assert result["baseline"]["frames_per_s"] > 0 and result["videopure"]["frames_per_s"] > 0
-    assert result["speedup"] == round(result["baseline"]["seconds"] / result["videopure"]["seconds"], 3)
+    ratio = result["baseline"]["seconds"] / result["videopure"]["seconds"]  # both rounded to milliseconds
+    assert abs(result["speedup"] - ratio) <= 0.05 * ratio
     assert result["max_abs_output_difference"] < 1e-4  # same noise: same purification, up to float rounding
 
 

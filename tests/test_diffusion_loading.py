@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from videopure.diffusion import create_adm, create_ncsnpp, list_presets, load_preset
-from videopure.diffusion.checkpoint import CheckpointError, load_adm_checkpoint, load_score_sde_checkpoint
+from videopure.diffusion.checkpoint import CheckpointError, load_weights
 from videopure.diffusion.score import ADMScore, ScoreSDEScore, as_score_model
 from videopure.diffusion.schedule import VPSchedule
 
@@ -76,7 +77,7 @@ def test_adm_checkpoint_loads_plain_and_module_prefixed(adm_small, tmp_path):
     for name, saved in (("plain.pt", state), ("ddp.pt", {f"module.{k}": v for k, v in state.items()})):
         torch.save(saved, tmp_path / name)
         net = create_adm(**config)
-        load_adm_checkpoint(net, tmp_path / name, "small")
+        load_weights(net, tmp_path / name, "small")
         assert all(torch.equal(net.state_dict()[k], v) for k, v in state.items())
 
 
@@ -87,10 +88,10 @@ def test_key_mismatch_names_missing_and_unexpected_keys(adm_small, tmp_path):
     broken["extra.weight"] = torch.zeros(1)
     torch.save(broken, tmp_path / "broken.pt")
     with pytest.raises(CheckpointError) as info:
-        load_adm_checkpoint(create_adm(**config), tmp_path / "broken.pt", "small")
+        load_weights(create_adm(**config), tmp_path / "broken.pt", "small")
     assert "missing keys: out.2.weight" in str(info.value)
     assert "unexpected keys: extra.weight" in str(info.value)
-    assert "preset 'small'" in str(info.value)
+    assert "(small)" in str(info.value)
 
 
 def test_wrong_file_for_a_preset_names_the_preset(adm_small, tmp_path, fixtures_dir):
@@ -114,7 +115,7 @@ def test_pickle_that_would_run_code_is_refused(tmp_path):
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     with pytest.raises(CheckpointError, match="refused"):
-        load_adm_checkpoint(torch.nn.Linear(1, 1), path, "small")
+        load_weights(torch.nn.Linear(1, 1), path, "small")
     assert not marker.exists()
 
 
@@ -130,7 +131,7 @@ def test_score_sde_checkpoint_uses_ema_weights_in_parameter_order(ncsnpp_small, 
         "step": 8,
     }
     torch.save(checkpoint, tmp_path / "checkpoint_8.pth")
-    load_score_sde_checkpoint(net, tmp_path / "checkpoint_8.pth", "small")
+    load_weights(net, tmp_path / "checkpoint_8.pth", "small")
     params = dict(net.named_parameters())
     assert all(torch.equal(params[name], value) for name, value in zip(names, shadow))
     assert torch.equal(net.sigmas, state["sigmas"])
@@ -138,7 +139,7 @@ def test_score_sde_checkpoint_uses_ema_weights_in_parameter_order(ncsnpp_small, 
     checkpoint["ema"]["shadow_params"] = shadow[:-1]
     torch.save(checkpoint, tmp_path / "short.pth")
     with pytest.raises(CheckpointError, match="shadow_params"):
-        load_score_sde_checkpoint(create_ncsnpp(config), tmp_path / "short.pth", "small")
+        load_weights(create_ncsnpp(config), tmp_path / "short.pth", "small")
 
 
 def test_presets_match_the_official_layouts(fixtures_dir):
@@ -162,7 +163,7 @@ def test_load_preset_returns_a_frozen_network(ncsnpp_small, tmp_path, monkeypatc
     from videopure.diffusion import presets
 
     config, state = ncsnpp_small
-    small = presets.DiffusionPreset(**{**vars(presets.get_preset("ddpmpp-cifar10")), "name": "small", "config": config})
+    small = dataclasses.replace(presets.get_preset("ddpmpp-cifar10"), name="small", config=config)
     monkeypatch.setitem(presets.PRESETS, "small", small)
     torch.save({"model": state, "step": 1}, tmp_path / "ckpt.pth")
     net = load_preset("small", tmp_path / "ckpt.pth")

@@ -8,19 +8,16 @@ compared too. Gradient: one adjoint gradient against autograd through the solver
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from videopure.bench.measure import Measurement, forward_flops, measure
-from videopure.diffusion import create_adm, create_ncsnpp, get_preset, list_presets, load_preset
-from videopure.diffusion.presets import freeze
+from videopure.diffusion.presets import load_network
 from videopure.purify import DiffusionPurifier
 
 logger = logging.getLogger(__name__)
@@ -51,29 +48,17 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_network(model: str, checkpoint: str | None = None, seed: int = 0) -> nn.Module:
-    """A preset or a network from a JSON config file, with weights from ``checkpoint`` or random ones.
+    """:func:`load_network`, with random weights drawn for every parameter when no checkpoint is given.
 
-    Random weights are drawn for every parameter (the official inits zero the output layer, which would make the
-    score vanish and any output comparison meaningless).
+    (The official inits zero the output layer, which would make the score vanish and the output comparison moot.)
     """
-    if model in list_presets():
-        if checkpoint:
-            return load_preset(model, checkpoint)
-        net = get_preset(model).build()
-    else:
-        path = Path(model)
-        if not path.is_file():
-            raise FileNotFoundError(f"--model {model!r} is neither a preset ({', '.join(list_presets())}) nor a JSON config file")
-        config = json.loads(path.read_text())
-        net = create_ncsnpp(config) if "model" in config else create_adm(**config)
-        if checkpoint:
-            net.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
-            return freeze(net)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in net.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
-    return freeze(net)
+    net = load_network(model, checkpoint)
+    if checkpoint is None:
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for param in net.parameters():
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.02)
+    return net
 
 
 def _euler_steps(t_star: float, dt: float, t_end: float = 1e-5) -> int:

@@ -72,28 +72,29 @@ def load_strict(net: nn.Module, state_dict: Mapping[str, Tensor], what: str) -> 
         raise CheckpointError(f"{what}: no values for {', '.join(still_meta[:MAX_KEYS_SHOWN])}")
 
 
-def load_adm_checkpoint(net: nn.Module, path: str | Path, preset: str) -> None:
-    """guided-diffusion checkpoints (e.g. ``256x256_diffusion_uncond.pt``) are a plain state dict."""
-    state = read_checkpoint(path)
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise CheckpointError(f"{path}: expected a guided-diffusion state dict (name → tensor) for preset '{preset}'")
-    load_strict(net, strip_prefix(state), f"{path} (preset '{preset}')")
+def load_weights(net: nn.Module, path: str | Path, what: str) -> None:
+    """Load an official checkpoint file into ``net``, strictly; ``what`` names the expected network in errors.
 
-
-def load_score_sde_checkpoint(net: nn.Module, path: str | Path, preset: str) -> None:
-    """Score-SDE training checkpoints (``checkpoint_8.pth``): ``model``, ``ema``, ``optimizer``, ``step``.
-
-    The ``model`` entry (keys may carry ``module.``) is loaded strictly, then the EMA ``shadow_params`` are copied
-    onto the network's parameters in registration order: the EMA weights are the ones DiffPure uses.
+    Two layouts are recognised: a plain state dict (guided-diffusion's ``256x256_diffusion_uncond.pt``; keys may
+    carry ``module.``) and a Score-SDE training checkpoint (``checkpoint_8.pth``: ``model``, ``ema``,
+    ``optimizer``, ``step``). For the latter the ``model`` entry is loaded strictly, then the EMA
+    ``shadow_params`` are copied onto the parameters in registration order: the EMA weights are the ones
+    DiffPure uses.
     """
     state = read_checkpoint(path)
-    what = f"{path} (preset '{preset}')"
-    if not isinstance(state, Mapping) or "model" not in state:
-        raise CheckpointError(f"{what}: expected a Score-SDE checkpoint dict with a 'model' entry")
-    load_strict(net, strip_prefix(state["model"]), what)
-    ema = state.get("ema")
+    what = f"{path} ({what})"
+    if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
+        load_strict(net, strip_prefix(state["model"]), what)
+        _copy_ema(net, state.get("ema"), what)
+    elif isinstance(state, Mapping) and state and all(isinstance(v, Tensor) for v in state.values()):
+        load_strict(net, strip_prefix(state), what)
+    else:
+        raise CheckpointError(f"{what}: expected a state dict (name → tensor) or a Score-SDE checkpoint with a 'model' entry")
+
+
+def _copy_ema(net: nn.Module, ema: Any, what: str) -> None:
     if ema is None:
-        logger.warning("%s has no 'ema' entry: using the raw (non-EMA) model weights", path)
+        logger.warning("%s has no 'ema' entry: using the raw (non-EMA) model weights", what)
         return
     shadow = ema.get("shadow_params") if isinstance(ema, Mapping) else None
     params = list(net.parameters())

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -14,7 +15,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from videopure.diffusion.checkpoint import load_adm_checkpoint, load_score_sde_checkpoint
+from videopure.diffusion.checkpoint import load_weights
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,6 @@ class DiffusionPreset:
     source: str
     description: str
     builder: Callable[[Mapping[str, Any]], nn.Module] = field(repr=False, compare=False)
-    loader: Callable[[nn.Module, str | Path, str], None] = field(repr=False, compare=False)
 
     def build(self) -> nn.Module:
         """The randomly initialised network (no weights loaded)."""
@@ -124,7 +124,6 @@ PRESETS: dict[str, DiffusionPreset] = {
             source="https://openaipublic.blob.core.windows.net/diffusion/jul-2021/256x256_diffusion_uncond.pt",
             description="guided-diffusion 256x256 unconditional ImageNet model (DiffPure's ImageNet purifier)",
             builder=_build_adm,
-            loader=load_adm_checkpoint,
         ),
         DiffusionPreset(
             name="ddpmpp-cifar10",
@@ -136,7 +135,6 @@ PRESETS: dict[str, DiffusionPreset] = {
             source="Score-SDE release: vp/cifar10_ddpmpp_deep_continuous/checkpoints/checkpoint_8.pth",
             description="Score-SDE DDPM++ deep continuous VP model for CIFAR-10 (DiffPure's CIFAR-10 purifier)",
             builder=_build_ncsnpp,
-            loader=load_score_sde_checkpoint,
         ),
     )
 }
@@ -166,5 +164,32 @@ def load_preset(name: str, checkpoint_path: str | Path) -> nn.Module:
     preset = get_preset(name)
     with torch.device("meta"):
         net = preset.build()
-    preset.loader(net, checkpoint_path, preset.name)
+    load_weights(net, checkpoint_path, f"preset '{preset.name}'")
+    return freeze(net)
+
+
+def network_from_config_file(path: str | Path) -> nn.Module:
+    """A randomly initialised network from a JSON file: ``create_adm`` kwargs, or a Score-SDE config."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"diffusion config file not found: {path}")
+    config = json.loads(path.read_text(encoding="utf-8"))
+    return _build_ncsnpp(config) if "model" in config else _build_adm(config)
+
+
+def load_network(model: str | Path, checkpoint: str | Path | None) -> nn.Module:
+    """A frozen network from a preset name or a JSON config file, with weights from ``checkpoint``.
+
+    ``checkpoint=None`` keeps the family's initialisation (untrained; for speed tests and dry runs only).
+    """
+    if str(model) in PRESETS:
+        if checkpoint is not None:
+            return load_preset(str(model), checkpoint)
+        net = get_preset(str(model)).build()
+    else:
+        if not Path(model).is_file():
+            raise FileNotFoundError(f"diffusion model {str(model)!r} is neither a preset ({', '.join(list_presets())}) nor a JSON config file")
+        net = network_from_config_file(model)
+        if checkpoint is not None:
+            load_weights(net, checkpoint, f"network of {model}")
     return freeze(net)
