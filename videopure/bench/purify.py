@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from videopure.bench.measure import Measurement, forward_flops, measure
+from videopure.devices import resolve_device
 from videopure.diffusion.presets import load_network
 from videopure.purify import DiffusionPurifier
 
@@ -39,12 +40,6 @@ class PurifyBench:
     frame_batch: int | None = None
     channels_last: bool = True
     seed: int = 0
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_network(model: str, checkpoint: str | None = None, seed: int = 0) -> nn.Module:

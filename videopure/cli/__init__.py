@@ -7,10 +7,10 @@ import logging
 import sys
 from typing import Sequence
 
-from videopure.cli import bench, data, info
+from videopure.cli import bench, data, info, purify
 from videopure.config import ConfigError
 
-COMMAND_MODULES = (info, bench, data)
+COMMAND_MODULES = (info, bench, data, purify)
 
 
 def build_parser() -> argparse.ArgumentParser:
