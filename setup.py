@@ -12,8 +12,6 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["videopure", "videopure.*"]),
-    include_package_data=True,
-    package_data={"videopure": ["configs/*.yaml"]},
     install_requires=[
         "torch>=2.1",
         "torchvision",
