@@ -64,7 +64,7 @@ def test_zoo_file_into_101_classes_replaces_the_head(tmp_path, caplog):
 def test_zoo_file_of_another_model_names_the_keys(tmp_path):
     write_zoo_file(tmp_path / "zoo.pyth", "x3d_tiny")
     classifier = create_classifier("x3d_xs", **SMALL)
-    message = r"model 'x3d_xs'\) does not match the model: missing keys: .*wrong shape keys: blocks"
+    message = r"model 'x3d_xs'\) does not match the network: missing keys: .*wrong shape keys: blocks"
     with pytest.raises(CheckpointError, match=message):
         load_zoo_weights(classifier, tmp_path / "zoo.pyth")
 
@@ -133,7 +133,7 @@ def test_own_checkpoint_errors(tmp_path):
     record = torch.load(path, weights_only=True)
     record["state_dict"]["blocks.5.proj.weight"] = torch.zeros(4, 256)
     torch.save(record, path)
-    message = r"'x3d_tiny'\) does not match the model: wrong shape keys: blocks\.5\.proj\.weight \(file \(4, 256\), mod"
+    message = r"'x3d_tiny'\) does not match the network: wrong shape keys: blocks\.5\.proj\.weight \(file \(4, 256\), network"
     with pytest.raises(CheckpointError, match=message):
         load_classifier(path)
     record["model_name"] = "x3d_gone"

@@ -1,42 +1,19 @@
-"""Safe loading of official diffusion checkpoints into videopure's networks.
-
-Files are read with ``torch.load(..., weights_only=True)``: a pickle that would run code is refused. Key
-mismatches are errors that name the missing, unexpected and mis-shaped entries and the preset expected.
-"""
+"""Loading the official diffusion checkpoint layouts into videopure's networks (read safely, loaded strictly)."""
 
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from videopure.checkpoints import CheckpointError, load_strict, read_checkpoint
+
 logger = logging.getLogger(__name__)
 
-MAX_KEYS_SHOWN = 8
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unsafe, or does not fit the network it is loaded into."""
-
-
-def read_checkpoint(path: str | Path) -> Any:
-    """Load a checkpoint file with ``weights_only=True`` onto the CPU, with clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: refused to load: the file holds pickled objects that could run code "
-            f"(only tensors and plain containers are accepted). Detail: {str(exc).splitlines()[0]}"
-        ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {exc}") from exc
+__all__ = ["CheckpointError", "load_weights", "strip_prefix"]
 
 
 def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> dict[str, Tensor]:
@@ -45,31 +22,6 @@ def strip_prefix(state_dict: Mapping[str, Tensor], prefix: str = "module.") -> d
         return {key[len(prefix) :]: value for key, value in state_dict.items()}
     return dict(state_dict)
 
-
-def load_strict(net: nn.Module, state_dict: Mapping[str, Tensor], what: str) -> None:
-    """``load_state_dict(strict=True, assign=True)`` with an error naming missing, unexpected and mis-shaped keys.
-
-    ``assign`` lets a network built on the meta device take the file's tensors without a random initialisation.
-    """
-    expected = net.state_dict()
-    missing = [k for k in expected if k not in state_dict]
-    unexpected = [k for k in state_dict if k not in expected]
-    misshaped = [
-        f"{k} (file {tuple(state_dict[k].shape)}, network {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or misshaped:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshaped)):
-            if keys:
-                shown = ", ".join(keys[:MAX_KEYS_SHOWN]) + (f", ... ({len(keys)} in all)" if len(keys) > MAX_KEYS_SHOWN else "")
-                parts.append(f"{label} keys: {shown}")
-        raise CheckpointError(f"{what} does not match the network: " + "; ".join(parts))
-    net.load_state_dict(state_dict, strict=True, assign=True)
-    still_meta = [name for name, t in (*net.named_parameters(), *net.named_buffers()) if t.is_meta]
-    if still_meta:
-        raise CheckpointError(f"{what}: no values for {', '.join(still_meta[:MAX_KEYS_SHOWN])}")
 
 
 def load_weights(net: nn.Module, path: str | Path, what: str) -> None:
@@ -84,10 +36,10 @@ def load_weights(net: nn.Module, path: str | Path, what: str) -> None:
     state = read_checkpoint(path)
     what = f"{path} ({what})"
     if isinstance(state, Mapping) and isinstance(state.get("model"), Mapping):
-        load_strict(net, strip_prefix(state["model"]), what)
+        load_strict(net, strip_prefix(state["model"]), what, assign=True)
         _copy_ema(net, state.get("ema"), what)
     elif isinstance(state, Mapping) and state and all(isinstance(v, Tensor) for v in state.values()):
-        load_strict(net, strip_prefix(state), what)
+        load_strict(net, strip_prefix(state), what, assign=True)
     else:
         raise CheckpointError(f"{what}: expected a state dict (name → tensor) or a Score-SDE checkpoint with a 'model' entry")
 

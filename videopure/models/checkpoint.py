@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
+from videopure.checkpoints import CheckpointError, load_strict, read_checkpoint
 from videopure.models.classifier import VideoClassifier
 from videopure.models.registry import build_classifier, get_classifier_entry
 from videopure.models.spec import InputSpec
@@ -24,12 +24,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "videopure.classifier"
 FORMAT_VERSION = 1
-MAX_KEYS_SHOWN = 8
 _PLAIN = (str, int, float, bool, type(None))
-
-
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unsafe, malformed, or does not fit the model it is loaded into."""
 
 
 @dataclass(frozen=True)
@@ -47,45 +42,6 @@ class ClassifierCheckpoint:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def read_file(path: str | Path) -> Any:
-    """``torch.load`` of ``path`` onto the CPU with ``weights_only=True``, with clear errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint file not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: refused to load: it holds pickled objects that could run code (only tensors and plain "
-            f"containers are accepted). Detail: {str(exc).splitlines()[0]}"
-        ) from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint: {exc}") from exc
-
-
-def load_state_dict_checked(
-    net: nn.Module, state_dict: Mapping[str, Tensor], what: str, allow_missing: frozenset[str] = frozenset()
-) -> None:
-    """Load ``state_dict`` into ``net``; any key mismatch (beyond ``allow_missing``) is a ``CheckpointError``."""
-    expected = net.state_dict()
-    not_tensors = [k for k, v in state_dict.items() if not isinstance(v, Tensor)]
-    if not_tensors:
-        raise CheckpointError(f"{what}: entries that are not tensors: {_shorten(not_tensors)}")
-    problems = {
-        "missing": [k for k in expected if k not in state_dict and k not in allow_missing],
-        "unexpected": [k for k in state_dict if k not in expected],
-        "wrong shape": [
-            f"{k} (file {tuple(state_dict[k].shape)}, model {tuple(v.shape)})"
-            for k, v in expected.items()
-            if k in state_dict and state_dict[k].shape != v.shape
-        ],
-    }
-    if any(problems.values()):
-        parts = [f"{label} keys: {_shorten(keys)}" for label, keys in problems.items() if keys]
-        raise CheckpointError(f"{what} does not match the model: " + "; ".join(parts))
-    net.load_state_dict(state_dict, strict=not allow_missing)
-
-
 def load_zoo_weights(classifier: VideoClassifier, path: str | Path) -> None:
     """Load a pytorchvideo model-zoo ``.pyth`` file (``{'model_state': state_dict, ...}``) into ``classifier``.
 
@@ -93,7 +49,7 @@ def load_zoo_weights(classifier: VideoClassifier, path: str | Path) -> None:
     projection is dropped and the classifier's freshly initialised head is kept.
     """
     what = f"{path} (model '{classifier.name}')"
-    checkpoint = read_file(path)
+    checkpoint = read_checkpoint(path)
     if not isinstance(checkpoint, Mapping) or not isinstance(checkpoint.get("model_state"), Mapping):
         found = sorted(map(str, checkpoint)) if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
         raise CheckpointError(f"{what}: not a model-zoo checkpoint: expected a dict with 'model_state', found {found}")
@@ -109,7 +65,7 @@ def load_zoo_weights(classifier: VideoClassifier, path: str | Path) -> None:
             "%s: dropped the %d-class head (%s); the %d-class head keeps its fresh initialisation",
             what, file_head.shape[0], classifier.head_name, classifier.num_classes,
         )
-    load_state_dict_checked(classifier.net, state, what, allow_missing=dropped)
+    load_strict(classifier.net, state, what, allow_missing=dropped)
     logger.info("loaded model-zoo weights %s", what)
 
 
@@ -154,7 +110,7 @@ def save_classifier(
 
 def read_classifier_checkpoint(path: str | Path) -> ClassifierCheckpoint:
     """Read a file written by :func:`save_classifier` (weights not yet in a model)."""
-    record = read_file(path)
+    record = read_checkpoint(path)
     if not isinstance(record, Mapping) or record.get("format") != FORMAT:
         is_zoo_file = isinstance(record, Mapping) and "model_state" in record
         hint = " (a model-zoo file: use load_zoo_weights)" if is_zoo_file else ""
@@ -184,7 +140,7 @@ def load_classifier(path: str | Path) -> VideoClassifier:
     classifier = build_classifier(
         get_classifier_entry(ckpt.model_name), ckpt.input_spec, ckpt.num_classes, ckpt.arch_overrides
     )
-    load_state_dict_checked(classifier.net, ckpt.state_dict, f"{path} (model '{ckpt.model_name}')")
+    load_strict(classifier.net, ckpt.state_dict, f"{path} (model '{ckpt.model_name}')")
     classifier.class_names = ckpt.class_names
     return classifier
 
@@ -207,8 +163,3 @@ def _check_plain(value: Any, where: str) -> None:
         f"checkpoint field '{where}' holds a {type(value).__name__}; only plain values (str, int, float, bool, "
         "None, lists, tuples, dicts) can be saved"
     )
-
-
-def _shorten(keys: list[str]) -> str:
-    shown = ", ".join(keys[:MAX_KEYS_SHOWN])
-    return shown + (f", ... ({len(keys)} in all)" if len(keys) > MAX_KEYS_SHOWN else "")
