@@ -194,3 +194,13 @@ def test_nan_in_the_solver_names_the_clip(tiny_net):
     with pytest.raises(PurificationError, match="clip-7"):
         with torch.no_grad():
             purifier(clip(), clip_ids=["clip-7"])
+
+
+def test_bfloat16_autocast_stays_close_to_float32(small_net):
+    """Measured: max |bf16 − fp32| ≈ 1e-3 on the fixture model (3 Euler steps); the bound leaves 10x headroom."""
+    x = torch.rand((1, 3, 2, 64, 64), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        reference = DiffusionPurifier(small_net, t_star=0.003)(x, clip_ids=["p"])
+        low = DiffusionPurifier(small_net, t_star=0.003, precision="bfloat16")(x, clip_ids=["p"])
+    assert low.dtype == torch.float32
+    assert 0 < (low - reference).abs().max() < 1e-2  # > 0: autocast really ran in bf16
