@@ -80,7 +80,7 @@ class DiffusionPurifier(nn.Module):
         seed: run seed; with ``clip_ids`` each clip's noise comes from (seed, clip id, draw).
         frame_batch: frames per solver call (all frames at once when None).
         precision: ``"float32"``, or ``"bfloat16"``/``"float16"`` autocast for the network (GPU).
-        channels_last: feed the network channels-last tensors.
+        channels_last: feed the network channels-last tensors (converts the network's weights in place).
         t_end: diffusion time the reverse solve stops at.
     """
 
