@@ -89,7 +89,7 @@ def purify_dataset(job: PurifyJob) -> dict[str, Any]:
                     rows = purifier([decoder(record_row(r)) for r in todo[start : start + job.clips_per_batch]])
                     for row in rows:
                         manifest.append(writer(row))
-                        if "purified" in row and len(shown) < 2 * job.output.figure_clips:
+                        if row["status"] == "decoded" and len(shown) < 2 * job.output.figure_clips:
                             shown[f"{Path(row['id']).stem}\nclean"] = to_float_clip(row["clip"])
                             shown[f"{Path(row['id']).stem}\npurified"] = torch.from_numpy(row["purified"])
                     bar.update(len(rows))
