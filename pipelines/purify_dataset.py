@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import ray
+import torch
 from ray.data import ActorPoolStrategy
 from tqdm import tqdm
 
@@ -48,7 +49,9 @@ class DecodeStage:
 class PurifyStage:
     """Ray Data callable class: loads the diffusion network (and classifier) once, purifies batches of clips."""
 
-    def __init__(self, job: PurifyJob):
+    def __init__(self, job: PurifyJob, cpu_threads: int | None = None):
+        if cpu_threads:  # CPU-only runs: Ray pins a 1-CPU actor to one thread; give it the cores decoding leaves
+            torch.set_num_threads(cpu_threads)
         self.purifier = ClipPurifier(job.diffusion, job.purifier, job.classifier, job.device)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -86,12 +89,13 @@ def _plain(value: Any) -> Any:
 
 def build_dataset(job: PurifyJob, rows: list[Row], decode_actors: int, purify_actors: int, gpus_per_actor: float, purify_stage: type = PurifyStage) -> ray.data.Dataset:
     """The streaming dataset of manifest rows; nothing is materialised whole (decoded clips stream in small blocks)."""
+    cpu_threads = None if gpus_per_actor else max(1, (int(ray.cluster_resources().get("CPU", 1)) - decode_actors) // purify_actors)
     return (
         ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
         .map(DecodeStage, fn_constructor_kwargs={"job": job}, compute=ActorPoolStrategy(size=decode_actors), num_cpus=1)
         .map_batches(
             purify_stage,
-            fn_constructor_kwargs={"job": job},
+            fn_constructor_kwargs={"job": job, "cpu_threads": cpu_threads},
             batch_size=job.clips_per_batch,
             batch_format="numpy",
             compute=ActorPoolStrategy(size=purify_actors),
