@@ -93,3 +93,15 @@ def test_untrained_network_needs_explicit_consent_and_cli_runs(tmp_path, dataset
     path.write_text(json.dumps(config))  # JSON is YAML
     assert main(["purify", "--config", str(path), "--set", "purifier.noise=independent"]) == 0
     assert main(["purify", "--config", str(path), "--set", "purifier.nois=x"]) == 2  # unknown field: named error
+
+
+def test_classifies_purified_clips_when_given_a_classifier(tmp_path, dataset):
+    from videopure.models import create_classifier, save_classifier
+
+    checkpoint = save_classifier(create_classifier("x3d_tiny", num_classes=2), tmp_path / "classifier.pt")
+    config = job_config(tmp_path, dataset, limit=3)
+    config["classifier"] = {"checkpoint": str(checkpoint)}
+    summary = purify_dataset(from_dict(PurifyJob, config))
+    rows = list(Manifest(tmp_path / "out" / "manifest.jsonl").rows())
+    assert all(len(row["logits"]) == 2 and row["prediction"] == max(range(2), key=row["logits"].__getitem__) for row in rows)
+    assert summary["accuracy_on_purified"] == round(sum(row["correct"] for row in rows) / len(rows), 4)
