@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -163,3 +164,31 @@ def test_cluster_configs_validate_against_rays_schema():
     broken = yaml.safe_load(paths[0].read_text()) | {"file_mount": {}}
     with pytest.raises(Exception, match="file_mount"):
         validate_config(prepare_config(broken))
+
+
+def test_runs_on_a_started_cluster_with_address_auto(tmp_path, dataset):
+    """`ray start --head`, then the pipeline joins it with --address auto (no `ray stop`: the head is killed by group)."""
+    ray_bin = Path(sys.executable).with_name("ray")
+    current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # where `auto` looks up the address
+    before = current.stat().st_mtime_ns if current.exists() else None
+    head = subprocess.Popen(
+        [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", "--port=0", "--num-cpus=2",
+         "--include-dashboard=false", "--disable-usage-stats", "--block"],
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while not current.exists() or current.stat().st_mtime_ns == before:
+            assert time.monotonic() < deadline and head.poll() is None, "the Ray head did not come up"
+            time.sleep(0.5)
+        job_file = tmp_path / "job.yaml"
+        job_file.write_text(json.dumps(config(tmp_path, dataset, "cluster")))
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--config", str(job_file), "--address", "auto", "--limit", "2"],
+            cwd=REPO, capture_output=True, text=True, timeout=240,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert len(list(Manifest(tmp_path / "cluster" / "manifest.jsonl").rows())) == 2
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
