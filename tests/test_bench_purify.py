@@ -6,14 +6,13 @@ import json
 
 from videopure.bench.purify import PurifyBench, run_gradient_benchmark, run_purify_benchmark
 from videopure.cli import main
+from tiny_models import TINY_ADM
 
-TINY = {"image_size": 16, "num_channels": 32, "num_res_blocks": 1, "channel_mult": "1,2", "learn_sigma": True,
-        "attention_resolutions": "8", "num_head_channels": 16, "use_scale_shift_norm": True, "resblock_updown": True}
 
 
 def test_purify_benchmark_compares_with_the_baseline(tmp_path):
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY))
+    config.write_text(json.dumps(TINY_ADM))
     result = run_purify_benchmark(
         PurifyBench(model=str(config), resolution=20, clips=2, frames=2, t_star=0.005, device="cpu")
     )
@@ -26,7 +25,7 @@ def test_purify_benchmark_compares_with_the_baseline(tmp_path):
 
 def test_gradient_benchmark_and_cli(tmp_path):
     config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY))
+    config.write_text(json.dumps(TINY_ADM))
     result = run_gradient_benchmark(PurifyBench(model=str(config), resolution=16, frames=1, device="cpu"), steps=(2, 4))
     assert [(row["steps"], row["mode"]) for row in result["rows"]] == [(2, "direct"), (2, "adjoint"), (4, "direct"), (4, "adjoint")]
     assert all(row["cosine_to_direct"] > 0.99 for row in result["rows"] if row["mode"] == "adjoint")

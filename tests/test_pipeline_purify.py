@@ -24,11 +24,10 @@ from videopure.config import from_dict  # noqa: E402
 from videopure.data import make_synthetic_dataset  # noqa: E402
 from videopure.jobs import PurifyJob, purify_dataset  # noqa: E402
 from videopure.manifest import Manifest  # noqa: E402
+from tiny_models import TINY_ADM  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "pipelines" / "purify_dataset.py"
-TINY_ADM = {"image_size": 16, "num_channels": 32, "num_res_blocks": 1, "channel_mult": "1,2", "learn_sigma": True,
-            "attention_resolutions": "8", "num_head_channels": 16}
 
 
 def load_pipeline():

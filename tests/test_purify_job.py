@@ -12,9 +12,8 @@ from videopure.config import from_dict
 from videopure.data import make_synthetic_dataset, read_clip
 from videopure.jobs import PurifyJob, purify_dataset
 from videopure.manifest import Manifest
+from tiny_models import TINY_ADM
 
-TINY_ADM = {"image_size": 16, "num_channels": 32, "num_res_blocks": 1, "channel_mult": "1,2", "learn_sigma": True,
-            "attention_resolutions": "8", "num_head_channels": 16}
 
 
 @pytest.fixture(scope="module")
