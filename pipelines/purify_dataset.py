@@ -141,7 +141,8 @@ def init_ray(address: str | None, num_cpus: int | None, dashboard: bool) -> None
     if address:
         ray.init(address=address, log_to_driver=False)
         return
-    ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
+    # address="local": always a new instance; a bare ray.init() would attach to any cluster already on this host
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
