@@ -26,6 +26,6 @@ setup(
         "numpy",
         "matplotlib>=3.7",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "pyautoattack==0.2.0"]},  # the reference APGD the tests compare against
     entry_points={"console_scripts": ["videopure=videopure.cli:main"]},
 )
