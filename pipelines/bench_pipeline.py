@@ -26,7 +26,8 @@ from videopure.jobs import PurifyJob, purify_dataset
 from videopure.manifest import Manifest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from purify_dataset import init_ray, run_pipeline  # noqa: E402
+from _ray_helpers import init_ray  # noqa: E402
+from purify_dataset import run_pipeline  # noqa: E402
 
 
 def _outcomes(out: Path) -> dict[str, tuple]:

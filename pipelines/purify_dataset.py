@@ -17,7 +17,6 @@ import json
 import logging
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,9 +26,22 @@ import torch
 from ray.data import ActorPoolStrategy
 from tqdm import tqdm
 
-from videopure.config import load_config
 from videopure.jobs import ClipDecoder, ClipPurifier, ClipWriter, PurifyJob, pending_records, start_run, write_summary
 from videopure.jobs.stages import Row, record_row
+
+# The shared driver helpers sit beside this script; `ray submit` copies the script alone (the cluster YAMLs mount
+# the repository at ~/videopure).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.append(str(Path.home() / "videopure" / "pipelines"))
+from _ray_helpers import (  # noqa: E402
+    cpu_threads_per_actor,
+    job_parser,
+    load_job,
+    on_actor_device,
+    plan_actors,
+    ray_session,
+    setup_logging,
+)
 
 logger = logging.getLogger("pipelines.purify_dataset")
 
@@ -89,7 +101,7 @@ def _plain(value: Any) -> Any:
 
 def build_dataset(job: PurifyJob, rows: list[Row], decode_actors: int, purify_actors: int, gpus_per_actor: float, purify_stage: type = PurifyStage) -> ray.data.Dataset:
     """The streaming dataset of manifest rows; nothing is materialised whole (decoded clips stream in small blocks)."""
-    cpu_threads = None if gpus_per_actor else max(1, (int(ray.cluster_resources().get("CPU", 1)) - decode_actors) // purify_actors)
+    cpu_threads = None if gpus_per_actor else cpu_threads_per_actor(purify_actors, reserved_cpus=decode_actors)
     return (
         ray.data.from_items(rows, override_num_blocks=max(1, len(rows)))
         .map(DecodeStage, fn_constructor_kwargs={"job": job}, compute=ActorPoolStrategy(size=decode_actors), num_cpus=1)
@@ -132,48 +144,20 @@ def run_pipeline(job: PurifyJob, decode_actors: int = 1, purify_actors: int = 1,
     return summary
 
 
-def init_ray(address: str | None, num_cpus: int | None, dashboard: bool) -> None:
-    """Join ``address`` if given; otherwise start a local Ray with no dashboard unless asked.
-
-    Ray's token authentication is left as Ray sets it (on by default for local clusters since Ray 2.59) and never
-    turned off here. A local Ray listens on all interfaces: it is not private to this machine.
-    """
-    if address:
-        ray.init(address=address, log_to_driver=False)
-        return
-    # address="local": always a new instance; a bare ray.init() would attach to any cluster already on this host
-    ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", type=Path, required=True, help="YAML job config, as for `videopure purify`")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--limit", type=int, help="only the first N clips of the split")
-    parser.add_argument("--address", help="join an existing cluster ('auto' or host:port); default: start a local Ray")
-    parser.add_argument("--num-cpus", type=int, help="CPUs of a local Ray (default: all)")
-    parser.add_argument("--dashboard", action="store_true", help="start Ray's dashboard with a local Ray")
+    parser = job_parser(__doc__.splitlines()[0], "YAML job config, as for `videopure purify`")
     parser.add_argument("--decode-actors", type=int, default=1)
     parser.add_argument("--purify-actors", type=int, help="default: one per GPU, or 1 without GPUs")
-    parser.add_argument("--gpus-per-actor", type=float, help="default: 1 when the cluster has GPUs, else 0")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    setup_logging()
     args = parse_args(argv)
-    overrides = list(args.overrides) + ([f"dataset.limit={args.limit}"] if args.limit is not None else [])
-    job = load_config(args.config, PurifyJob, overrides)
-    init_ray(args.address, args.num_cpus, args.dashboard)
-    try:
-        gpus = int(ray.cluster_resources().get("GPU", 0))
-        gpus_per_actor = args.gpus_per_actor if args.gpus_per_actor is not None else (1.0 if gpus else 0.0)
-        purify_actors = args.purify_actors or max(1, gpus)
-        if gpus_per_actor == 0 and job.device in ("auto", "cuda"):
-            job = replace(job, device="cpu")
-        summary = run_pipeline(job, args.decode_actors, purify_actors, gpus_per_actor)
-    finally:
-        ray.shutdown()
+    job = load_job(args, PurifyJob)
+    with ray_session(args):
+        plan = plan_actors(args.purify_actors, args.gpus_per_actor, reserved_cpus=args.decode_actors)
+        summary = run_pipeline(on_actor_device(job, plan), args.decode_actors, plan.actors, plan.gpus_per_actor)
     print(json.dumps({k: v for k, v in summary.items() if k != "errors"}, indent=2))
     for error in summary["errors"]:
         print(f"{error['status']}: {error['id']}: {error['error']}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ ray = pytest.importorskip("ray")
 
 from ray import cloudpickle  # noqa: E402
 
+from pipeline_helpers import PIPELINES, load_pipeline  # noqa: E402
+
 from videopure.config import from_dict  # noqa: E402
 from videopure.data import make_synthetic_dataset  # noqa: E402
 from videopure.jobs import PurifyJob, purify_dataset  # noqa: E402
@@ -27,19 +28,10 @@ from videopure.manifest import Manifest  # noqa: E402
 from tiny_models import TINY_ADM  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "pipelines" / "purify_dataset.py"
+SCRIPT = PIPELINES / "purify_dataset.py"
 
 
-def load_pipeline():
-    spec = importlib.util.spec_from_file_location("purify_pipeline", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["purify_pipeline"] = module
-    spec.loader.exec_module(module)
-    cloudpickle.register_pickle_by_value(module)  # Ray workers cannot import a module loaded from a path
-    return module
-
-
-pipeline = load_pipeline()
+pipeline = load_pipeline("purify_dataset.py", "purify_pipeline")
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,12 @@ budget; every configured attack at every budget, its final clip purified R times
 ``report.md``, figures, and the sanity checks (a FAIL raises :class:`SanityCheckError` after writing).
 
 :func:`run_protocol` is the library entry point (models and clips given); :func:`evaluate` builds them from an
-:class:`EvaluateJob`. Batches are fixed runs of consecutive clips in the evaluation order, so a resumed run
-groups clips as the uninterrupted one did.
+:class:`EvaluateJob`. Batches are fixed runs of consecutive clips in the evaluation order
+(:func:`pending_batches`), so a resumed run groups clips as the uninterrupted one did.
+
+A distributed run (``pipelines/evaluate_robustness.py``) is made of the same pieces: :func:`start_evaluation` and
+:func:`describe_run` on the driver, a :class:`BatchEvaluator` per worker (:func:`evaluate_clips` on one batch), the
+driver's :func:`record_batch` per finished batch, and :func:`finish_report` at the end.
 """
 
 from __future__ import annotations
@@ -18,9 +22,10 @@ import json
 import logging
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Iterator, Protocol as TypingProtocol, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -67,6 +72,22 @@ class ClipRef:
     load: Callable[[], Tensor]
 
 
+class _Identified(TypingProtocol):
+    id: str
+
+
+Clip = TypeVar("Clip", bound=_Identified)
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One batch evaluated: its manifest rows in batch order (clips that failed to load included, with their
+    reason), and the arrays kept for figures, by clip id (float16 clean / adversarial / purified and a title)."""
+
+    rows: list[dict[str, Any]]
+    arrays: dict[str, dict[str, np.ndarray]]
+
+
 def run_protocol(
     model: DefendedClassifier,
     clips: Sequence[ClipRef],
@@ -76,22 +97,78 @@ def run_protocol(
     run: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Evaluate (or resume) ``clips`` under ``protocol``; returns the report also written to ``output.dir``."""
-    out = output.dir
-    out.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(out / MANIFEST)
-    done = manifest.done_ids()
-    todo = [ref for ref in clips if ref.id not in done]
-    logger.info("%d clips to evaluate: %d already done, %d to go", len(clips), len(clips) - len(todo), len(todo))
-    device = next(model.parameters()).device
+    output.dir.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(output.dir / MANIFEST)
+    batches = pending_batches(clips, manifest.done_ids(), protocol.clips_per_batch)
     cost: dict[str, Any] = {}
-    if todo:
-        cost = _run_clips(model, clips, done, todo, class_names, protocol, output, manifest, device)
-    rows_by_id = {row["id"]: row for row in manifest.rows()}
-    rows = [rows_by_id[ref.id] for ref in clips if ref.id in rows_by_id]
+    if batches:
+        cost = _run_batches(model, batches, [ref.id for ref in clips], class_names, protocol, output, manifest)
+    return finish_report([ref.id for ref in clips], class_names, protocol, output, run, cost)
+
+
+def pending_batches(clips: Sequence[Clip], done: Collection[str], clips_per_batch: int) -> list[list[Clip]]:
+    """The clips not in ``done``, in the fixed batches of ``clips_per_batch`` consecutive clips of the evaluation
+    order (a batch loses its finished clips; empty batches are dropped). Every run, resumed or distributed, groups
+    clips this way."""
+    batches = [
+        [clip for clip in clips[start : start + clips_per_batch] if clip.id not in done]
+        for start in range(0, len(clips), clips_per_batch)
+    ]
+    batches = [batch for batch in batches if batch]
+    todo = sum(map(len, batches))
+    logger.info("%d clips to evaluate: %d already done, %d to go", len(clips), len(clips) - todo, todo)
+    return batches
+
+
+def kept_ids(clip_ids: Sequence[str], output: EvalOutputConfig) -> set[str]:
+    """Clips whose arrays are saved: the first ``figure_clips`` (for figures), or all with ``save_adversarial``."""
+    return set(clip_ids if output.save_adversarial else clip_ids[: output.figure_clips])
+
+
+def _run_batches(
+    model: DefendedClassifier,
+    batches: Sequence[Sequence[ClipRef]],
+    clip_ids: Sequence[str],
+    class_names: Sequence[str],
+    protocol: Protocol,
+    output: EvalOutputConfig,
+    manifest: Manifest,
+) -> dict[str, Any]:
+    todo = [ref for batch in batches for ref in batch]
+    keep = kept_ids(clip_ids, output)
+    estimate = estimate_todo(model, todo, len(class_names), protocol)
+    started = time.perf_counter()
+    with tqdm(total=len(todo) * protocol_stages(protocol), desc="evaluate", unit="step") as bar:
+        for batch in batches:
+            record_batch(output.dir, manifest, evaluate_clips(model, batch, protocol, keep, bar.update))
+    seconds = time.perf_counter() - started
+    logger.info("evaluated %d clips in %s", len(todo), format_seconds(seconds))
+    return run_cost(estimate, seconds)
+
+
+def run_cost(estimate: CostEstimate | None, seconds: float) -> dict[str, Any]:
+    """The report's cost entry for this run (``seconds_all_runs`` is added from the rows by :func:`finish_report`)."""
+    return {"estimate": estimate.to_dict() if estimate else None, "seconds_this_run": round(seconds, 1)}
+
+
+def finish_report(
+    clip_ids: Sequence[str],
+    class_names: Sequence[str],
+    protocol: Protocol,
+    output: EvalOutputConfig,
+    run: dict[str, Any] | None,
+    cost: dict[str, Any],
+) -> dict[str, Any]:
+    """Build the report of the rows in ``clips.jsonl`` (in ``clip_ids`` order) and write ``report.json``,
+    ``report.md`` and figures; log the sanity checks and, when ``protocol.sanity.strict``, raise
+    :class:`SanityCheckError` on a FAIL (after writing)."""
+    out = output.dir
+    rows_by_id = {row["id"]: row for row in Manifest(out / MANIFEST).rows()}
+    rows = [rows_by_id[clip_id] for clip_id in clip_ids if clip_id in rows_by_id]
     info = {"repeats": protocol.evaluation.repeats, "seed": protocol.seed, **(run or {})}
     report = build_report(rows, protocol, class_names, info)
     report["cost"] = {**cost, "seconds_all_runs": round(sum(r.get("seconds", 0.0) for r in rows), 1)}
-    figures = [save_clip_figure(p, out / "figures" / f"{p.stem}.png", output.perturbation_gain) for p in _figure_arrays(out, clips, output)]
+    figures = [save_clip_figure(p, out / "figures" / f"{p.stem}.png", output.perturbation_gain) for p in _figure_arrays(out, clip_ids, output)]
     budget_figure = save_budget_figure(report, out / "figures" / "accuracy_vs_budget.png")
     write_report(report, out, figures + ([budget_figure] if budget_figure else []))
     failures = failed_checks(report)
@@ -105,66 +182,59 @@ def run_protocol(
     return report
 
 
-def _run_clips(
-    model: DefendedClassifier,
-    clips: Sequence[ClipRef],
-    done: set[str],
-    todo: Sequence[ClipRef],
-    class_names: Sequence[str],
-    protocol: Protocol,
-    output: EvalOutputConfig,
-    manifest: Manifest,
-    device: torch.device,
-) -> dict[str, Any]:
-    keep = {ref.id for ref in clips[: output.figure_clips]} | ({ref.id for ref in clips} if output.save_adversarial else set())
-    estimate = _estimate(model, todo, class_names, protocol, device)
-    started = time.perf_counter()
-    stages = 2 + sum(len(a.budgets) for a in protocol.attacks) + int(protocol.sanity.huge_budget is not None)
-    with tqdm(total=len(todo) * stages, desc="evaluate", unit="step") as bar:
-        for start in range(0, len(clips), protocol.clips_per_batch):
-            batch = [ref for ref in clips[start : start + protocol.clips_per_batch] if ref.id not in done]
-            loaded = _load(batch, manifest, bar, stages)
-            if not loaded:
-                continue
-            refs, tensors = zip(*loaded)
-            batch_clips = torch.stack(tensors).to(device)
-            rows, shown = evaluate_batch(model, batch_clips, refs, protocol, lambda: bar.update(len(refs)))
-            kept = [b for b, ref in enumerate(refs) if ref.id in keep]
-            if kept:
-                titles = [f"{refs[b].id}: {shown.title}" + ("" if shown.attacked[b] else " (not attacked: no clean purification was right)") for b in kept]
-                _save_arrays(output.dir, model, [refs[b].id for b in kept], batch_clips[kept], shown.adversarial[kept], titles)
-            for row in rows:
-                manifest.append(row)
-    seconds = time.perf_counter() - started
-    logger.info("evaluated %d clips in %s", len(todo), format_seconds(seconds))
-    return {"estimate": estimate.to_dict() if estimate else None, "seconds_this_run": round(seconds, 1)}
-
-
-def _estimate(
-    model: DefendedClassifier, todo: Sequence[ClipRef], class_names: Sequence[str], protocol: Protocol, device: torch.device
-) -> CostEstimate | None:
-    """Log the cost estimate, timed on the first clip that loads."""
+def estimate_todo(model: DefendedClassifier, todo: Sequence[ClipRef], num_classes: int, protocol: Protocol) -> CostEstimate | None:
+    """Log the cost estimate of the ``todo`` clips, timed on the first one that loads (``None`` if none loads)."""
+    device = _device(model)
     for ref in todo:
         try:
             clip = ref.load()
         except VideoDecodeError:
             continue
-        estimate = estimate_cost(model, protocol, clip.to(device), len(todo), len(class_names))
+        estimate = estimate_cost(model, protocol, clip.to(device), len(todo), num_classes)
         logger.info("%s", estimate.describe())
         return estimate
     return None
 
 
-def _load(batch: Sequence[ClipRef], manifest: Manifest, bar: tqdm, stages: int) -> list[tuple[ClipRef, Tensor]]:
+def protocol_stages(protocol: Protocol) -> int:
+    """Progress steps per clip: clean, undefended, each attack at each budget, the huge budget."""
+    return 2 + sum(len(a.budgets) for a in protocol.attacks) + int(protocol.sanity.huge_budget is not None)
+
+
+def evaluate_clips(
+    model: DefendedClassifier,
+    refs: Sequence[ClipRef],
+    protocol: Protocol,
+    keep: Collection[str] = (),
+    advance: Callable[[int], Any] = lambda steps: None,
+) -> BatchResult:
+    """One batch: load its clips (a clip that fails becomes an error row with the reason), run the protocol on the
+    rest (:func:`evaluate_batch`), keep the arrays of the clips in ``keep``. ``advance(steps)`` reports progress."""
+    rows: dict[str, dict[str, Any]] = {}
     loaded = []
-    for ref in batch:
+    for ref in refs:
         try:
             loaded.append((ref, ref.load()))
         except VideoDecodeError as exc:
             logger.warning("skipping %s: %s", ref.id, exc)
-            manifest.append({"id": ref.id, "label": ref.label, "class_name": ref.class_name, "status": "error", "error": str(exc)})
-            bar.update(stages)
-    return loaded
+            rows[ref.id] = {"id": ref.id, "label": ref.label, "class_name": ref.class_name, "status": "error", "error": str(exc)}
+            advance(protocol_stages(protocol))
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    if loaded:
+        good, tensors = zip(*loaded)
+        clips = torch.stack(tensors).to(_device(model))
+        evaluated, shown = evaluate_batch(model, clips, good, protocol, lambda: advance(len(good)))
+        rows.update((row["id"], row) for row in evaluated)
+        arrays = _kept_arrays(model, good, clips, shown, keep)
+    return BatchResult([rows[ref.id] for ref in refs], arrays)
+
+
+def record_batch(out: Path, manifest: Manifest, result: BatchResult) -> None:
+    """Write a batch's kept arrays (atomically), then append its rows: a clip in the manifest is finished."""
+    for clip_id, arrays in result.arrays.items():
+        atomic_write(out / "clips" / f"{_safe_name(clip_id)}.npz", lambda p, arrays=arrays: np.savez_compressed(p, **arrays))
+    for row in result.rows:
+        manifest.append(row)
 
 
 def predict(model: DefendedClassifier, clips: Tensor, clip_ids: Sequence[str], repeats: int) -> Tensor:
@@ -276,22 +346,28 @@ def _attack_and_evaluate(
     return adversarial, records, calls
 
 
-def _save_arrays(
-    out: Path, model: DefendedClassifier, ids: Sequence[str], clips: Tensor, adversarial: Tensor, titles: Sequence[str]
-) -> None:
-    """Clean, final and purified final clips (float16 .npz) for figures and later study."""
+def _kept_arrays(
+    model: DefendedClassifier, refs: Sequence[ClipRef], clips: Tensor, shown: Shown, keep: Collection[str]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Clean, final and purified final clips (float16) of the clips in ``keep``, for figures and later study."""
+    kept = [b for b, ref in enumerate(refs) if ref.id in keep]
+    if not kept:
+        return {}
+    ids = [refs[b].id for b in kept]
+    adversarial = shown.adversarial[kept]
     with torch.no_grad():
         purified = model.purifier(adversarial, clip_ids=ids, draw=0) if model.purifier is not None else adversarial
-    for b, clip_id in enumerate(ids):
-        arrays = {name: t[b].cpu().numpy().astype(np.float16) for name, t in (("clean", clips), ("adversarial", adversarial), ("purified", purified))}
-        atomic_write(
-            out / "clips" / f"{_safe_name(clip_id)}.npz",
-            lambda p, arrays=arrays, title=titles[b]: np.savez_compressed(p, title=np.array(title), **arrays),
-        )
+    tensors = (("clean", clips[kept]), ("adversarial", adversarial), ("purified", purified))
+    arrays = {}
+    for i, b in enumerate(kept):
+        note = "" if shown.attacked[b] else " (not attacked: no clean purification was right)"
+        arrays[ids[i]] = {"title": np.array(f"{ids[i]}: {shown.title}{note}")}
+        arrays[ids[i]].update({name: t[i].cpu().numpy().astype(np.float16) for name, t in tensors})
+    return arrays
 
 
-def _figure_arrays(out: Path, clips: Sequence[ClipRef], output: EvalOutputConfig) -> list[Path]:
-    candidates = [out / "clips" / f"{_safe_name(ref.id)}.npz" for ref in clips[: output.figure_clips]]
+def _figure_arrays(out: Path, clip_ids: Sequence[str], output: EvalOutputConfig) -> list[Path]:
+    candidates = [out / "clips" / f"{_safe_name(clip_id)}.npz" for clip_id in clip_ids[: output.figure_clips]]
     return [path for path in candidates if path.exists()]
 
 
@@ -300,11 +376,33 @@ def _safe_name(clip_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", str(Path(clip_id).with_suffix("")))
 
 
+def _device(model: DefendedClassifier) -> torch.device:
+    return next(model.parameters()).device
+
+
 # -- the job: data, models and config ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What a job evaluates: its clips in evaluation order and the split's class names."""
+
+    records: tuple[ClipRecord, ...]
+    class_names: tuple[str, ...]
 
 
 def evaluate(job: EvaluateJob) -> dict[str, Any]:
     """Run (or resume) ``job``: decode its clips, build the defended model, run the protocol."""
+    plan = start_evaluation(job)
+    model = build_model(job, plan.class_names)
+    run = describe_run(job, plan, model.classifier.name)
+    with DecodeWorker(timeout=job.dataset.decode_timeout) as worker:
+        return run_protocol(model, clip_refs(plan.records, job, worker), plan.class_names, job.protocol, job.output, run)
+
+
+def start_evaluation(job: EvaluateJob) -> EvaluationPlan:
+    """Claim ``job.output.dir`` (refusing a run with a different config there; writes ``run_config.json``), load
+    the split and select the clips."""
     out = job.output.dir
     out.mkdir(parents=True, exist_ok=True)
     _check_resumable(job, out / "run_config.json")
@@ -312,21 +410,51 @@ def evaluate(job: EvaluateJob) -> dict[str, Any]:
     data = job.dataset
     split = load_split(data.root, data.layout, data.split, data.subset, annotations=data.annotations)
     records = select_clips(split.records[: data.limit] if data.limit is not None else split.records, job)
-    device = resolve_device(job.device)
-    classifier = build_classifier(job, split.class_names)
-    purifier = _build_purifier(job)
-    model = DefendedClassifier(purifier, classifier).to(device).eval()
-    run = {
-        "name": out.name,
+    return EvaluationPlan(tuple(records), tuple(split.class_names))
+
+
+def describe_run(job: EvaluateJob, plan: EvaluationPlan, classifier_name: str) -> dict[str, str]:
+    """The report's description of the run: data, models, purifier, clips."""
+    data = job.dataset
+    return {
+        "name": job.output.dir.name,
         "dataset": f"{data.layout} split {data.split} {data.subset} ({data.root})",
-        "classifier": f"{classifier.name} ({job.classifier.checkpoint or 'RANDOM WEIGHTS: dry run'})",
+        "classifier": f"{classifier_name} ({job.classifier.checkpoint or 'RANDOM WEIGHTS: dry run'})",
         "diffusion": f"{job.diffusion.model} ({job.diffusion.checkpoint or 'RANDOM WEIGHTS: dry run'})",
         "purifier": f"t*={job.purifier.t_star}, dt={job.purifier.dt}, noise={job.purifier.noise}, precision={job.purifier.precision}",
-        "clips": f"{len(records)} ({job.evaluation.clip_order} order), {data.num_frames} frames",
+        "clips": f"{len(plan.records)} ({job.evaluation.clip_order} order), {data.num_frames} frames",
     }
-    with DecodeWorker(timeout=data.decode_timeout) as worker:
-        refs = [ClipRef(r.id, r.label, r.class_name, _loader(r, job, worker)) for r in records]
-        return run_protocol(model, refs, split.class_names, job.protocol, job.output, run)
+
+
+def build_model(job: EvaluateJob, class_names: Sequence[str]) -> DefendedClassifier:
+    """The defended classifier of ``job`` on its device, in eval mode."""
+    return DefendedClassifier(_build_purifier(job), build_classifier(job, class_names)).to(resolve_device(job.device)).eval()
+
+
+def clip_refs(records: Sequence[ClipRecord], job: EvaluateJob, worker: DecodeWorker) -> list[ClipRef]:
+    """The records as clips that decode (in ``worker``) on ``load()``."""
+    return [ClipRef(r.id, r.label, r.class_name, _loader(r, job, worker)) for r in records]
+
+
+class BatchEvaluator:
+    """A worker process's share of a distributed evaluation: builds the defended model once and evaluates batches
+    of clip records (:func:`evaluate_clips`), decoding in its own :class:`DecodeWorker`. ``close()`` stops it."""
+
+    def __init__(self, job: EvaluateJob, class_names: Sequence[str]):
+        self.job = job
+        self.num_classes = len(class_names)
+        self.model = build_model(job, class_names)
+        self.decoder = DecodeWorker(timeout=job.dataset.decode_timeout)
+
+    def __call__(self, records: Sequence[ClipRecord], keep: Collection[str] = ()) -> BatchResult:
+        return evaluate_clips(self.model, clip_refs(records, self.job, self.decoder), self.job.protocol, keep)
+
+    def estimate(self, todo: Sequence[ClipRecord]) -> CostEstimate | None:
+        """The cost estimate of the ``todo`` clips on this worker's device (see :func:`estimate_todo`)."""
+        return estimate_todo(self.model, clip_refs(todo, self.job, self.decoder), self.num_classes, self.job.protocol)
+
+    def close(self) -> None:
+        self.decoder.close()
 
 
 def select_clips(records: Sequence[ClipRecord], job: EvaluateJob) -> list[ClipRecord]:
@@ -341,7 +469,8 @@ def select_clips(records: Sequence[ClipRecord], job: EvaluateJob) -> list[ClipRe
 
 
 def build_classifier(job: EvaluateJob, class_names: Sequence[str]) -> VideoClassifier:
-    """The classifier from its checkpoint (classes checked against the split), or random weights when allowed."""
+    """The classifier from its checkpoint (classes checked against the split), or random weights when allowed
+    (drawn from the run seed, so every process builds the same network)."""
     spec = job.classifier
     if spec.checkpoint is not None:
         classifier = load_classifier(spec.checkpoint)
@@ -351,7 +480,8 @@ def build_classifier(job: EvaluateJob, class_names: Sequence[str]) -> VideoClass
             raise ValueError(f"{spec.checkpoint}: its class names differ from the split's (order or spelling)")
     elif spec.allow_random_weights:
         logger.warning("no classifier checkpoint: evaluating an UNTRAINED %s (dry run)", spec.name)
-        classifier = create_classifier(spec.name, num_classes=len(class_names), **spec.overrides)
+        with _seeded_init(job.seed, "classifier"):
+            classifier = create_classifier(spec.name, num_classes=len(class_names), **spec.overrides)
     else:
         raise ValueError("classifier.checkpoint is not set: give the weights file, or set classifier.allow_random_weights=true for a dry run")
     for param in classifier.parameters():
@@ -366,7 +496,18 @@ def _build_purifier(job: EvaluateJob) -> DiffusionPurifier:
     if spec.checkpoint is None:
         logger.warning("no diffusion checkpoint: purifying with an UNTRAINED network (dry run)")
     settings = dataclasses.replace(job.purifier, seed=job.seed)
-    return DiffusionPurifier(load_network(spec.model, spec.checkpoint), **to_dict(settings))
+    with _seeded_init(job.seed, "diffusion"):
+        network = load_network(spec.model, spec.checkpoint)
+    return DiffusionPurifier(network, **to_dict(settings))
+
+
+@contextmanager
+def _seeded_init(seed: int, name: str) -> Iterator[None]:
+    """Draw initial weights from (run seed, ``name``): a dry run's random networks are the same in every process.
+    The global RNG state is restored afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(clip_seed(seed, f"init/{name}"))
+        yield
 
 
 def _loader(record: ClipRecord, job: EvaluateJob, worker: DecodeWorker) -> Callable[[], Tensor]:
