@@ -18,17 +18,27 @@ logger = logging.getLogger(__name__)
 
 
 def atomic_write(path: Path, write: Callable[[Path], Any]) -> Path:
-    """Call ``write(tmp_path)`` and rename the result to ``path`` (same directory, so the rename is atomic)."""
+    """Call ``write(tmp_path)`` and rename the result to ``path`` (same directory, so the rename is atomic).
+
+    The file gets the permissions of a plain ``open()`` (0666 less the umask), not ``mkstemp``'s owner-only 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 class Manifest:
