@@ -74,7 +74,7 @@ def test_every_model_runs_a_tiny_clip_and_returns_logits(name):
     assert not torch.allclose(logits.sum(dim=1), torch.ones(2), atol=1e-3)
 
 
-@pytest.mark.parametrize("name", ["x3d_tiny", "slowfast_r50", "mvit_base_16x4"])
+@pytest.mark.parametrize("name", ["x3d_tiny", "r3d_tiny", "slowfast_r50", "mvit_base_16x4"])
 def test_gradients_reach_the_pixels(name):
     classifier = tiny_classifier(name).train()
     clips = torch.rand(2, 3, 10, 40, 40, requires_grad=True)
@@ -96,6 +96,23 @@ def test_x3d_tiny_is_a_small_real_x3d():
     assert type(classifier.net).__name__ == "Net"
     assert (classifier.spec.num_frames, classifier.spec.crop_size) == (8, 64)
     assert sum(p.numel() for p in classifier.parameters()) < 1_000_000
+
+
+def test_r3d_tiny_pools_by_max_and_starts_with_open_residual_branches():
+    """What lets it learn small moving shapes from scratch in a few hundred steps (see ``create_r3d_tiny``)."""
+    classifier = create_classifier("r3d_tiny", num_classes=8)
+    spec = classifier.spec
+    assert (spec.num_frames, spec.sampling_rate, spec.crop_size, spec.short_side) == (8, 1, 32, 32)
+    assert 100_000 < sum(p.numel() for p in classifier.parameters()) < 1_000_000
+    head = classifier.net.get_submodule("blocks.4")
+    assert isinstance(head.pool, nn.MaxPool3d) and head.pool.kernel_size == (8, 4, 4)
+    final_norms = [m for m in classifier.modules() if getattr(m, "block_final_bn", False)]
+    assert len(final_norms) == 3 and all(torch.all(m.weight == 1) for m in final_norms)
+    pytorchvideo_init = create_classifier("r3d_tiny", zero_init_residual=True, head_pool="avg")
+    assert isinstance(pytorchvideo_init.net.get_submodule("blocks.4").pool, nn.AvgPool3d)
+    assert all(torch.all(m.weight == 0) for m in pytorchvideo_init.modules() if getattr(m, "block_final_bn", False))
+    with pytest.raises(ValueError, match=r"r3d_tiny: input_crop_size must be a multiple of the total spatial stride 8"):
+        create_classifier("r3d_tiny", crop_size=36)
 
 
 def test_overrides_split_between_spec_and_builder():

@@ -7,10 +7,10 @@ import logging
 import sys
 from typing import Sequence
 
-from videopure.cli import bench, data, evaluate, info, purify
+from videopure.cli import bench, classify, data, evaluate, finetune, info, purify
 from videopure.config import ConfigError
 
-COMMAND_MODULES = (info, bench, data, purify, evaluate)
+COMMAND_MODULES = (info, bench, data, purify, evaluate, finetune, classify)
 
 
 def build_parser() -> argparse.ArgumentParser:

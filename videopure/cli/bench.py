@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from videopure.cli import bench_decode, bench_purify
+from videopure.cli import bench_classify, bench_decode, bench_purify
 
-BENCH_MODULES: tuple = (bench_purify, bench_decode)
+BENCH_MODULES: tuple = (bench_purify, bench_decode, bench_classify)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

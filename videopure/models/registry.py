@@ -71,7 +71,10 @@ def build_classifier(
         entry.num_classes_kwarg: num_classes,
         "head_activation": None,
     }
-    net = entry.builder(**kwargs)
+    try:
+        net = entry.builder(**kwargs)
+    except ValueError as exc:
+        raise ValueError(f"{entry.name}: {exc}") from exc
     _check_head(entry, net, num_classes)
     return VideoClassifier(
         net, spec, name=entry.name, num_classes=num_classes, head_name=entry.head_name, arch_overrides=arch_overrides

@@ -3,17 +3,22 @@
 Architecture arguments and checkpoint names follow ``pytorchvideo/models/hub/*.py`` (0.1.5); input specs
 follow the model zoo ("frame length x sample rate", https://pytorchvideo.readthedocs.io/en/latest/model_zoo.html)
 and PySlowFast's configs (crop = the size the net is built for, short side = the evaluation scale).
+Two small nets without zoo weights are for CPU work: ``x3d_tiny`` and ``r3d_tiny`` (:func:`create_r3d_tiny`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import math
+from typing import Any, Callable, Literal, Optional
 
 from pytorchvideo.models.csn import create_csn
+from pytorchvideo.models.head import create_res_basic_head
 from pytorchvideo.models.hub.vision_transformers import mvit_video_base_32x3_config, mvit_video_base_config
+from pytorchvideo.models.net import Net
 from pytorchvideo.models.r2plus1d import create_r2plus1d
-from pytorchvideo.models.resnet import create_resnet
+from pytorchvideo.models.resnet import create_bottleneck_block, create_res_stage, create_resnet
 from pytorchvideo.models.slowfast import create_slowfast
+from pytorchvideo.models.stem import create_res_basic_stem
 from pytorchvideo.models.vision_transformers import create_multiscale_vision_transformers
 from pytorchvideo.models.x3d import create_x3d
 from torch import nn
@@ -61,6 +66,75 @@ def _without_sizes(config: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in config.items() if k not in ("spatial_size", "temporal_size")}
 
 
+_HEAD_POOLS: dict[str, Callable[..., nn.Module]] = {"max": nn.MaxPool3d, "avg": nn.AvgPool3d}
+
+
+def create_r3d_tiny(
+    *,
+    input_channel: int = 3,
+    input_clip_length: int = 8,
+    input_crop_size: int = 32,
+    model_num_class: int = 400,
+    stem_dim_out: int = 16,
+    stage_depth: tuple[int, int, int] = (1, 1, 1),
+    stage_spatial_stride: tuple[int, int, int] = (2, 2, 1),
+    head_pool: Literal["max", "avg"] = "max",
+    dropout_rate: float = 0.0,
+    zero_init_residual: bool = False,
+    head_activation: Optional[Callable[..., nn.Module]] = None,
+) -> Net:
+    """A small 3D ResNet from pytorchvideo's ResNet builders, for motion classes learnt from scratch on a CPU.
+
+    Stem: a 3×3×3 conv, spatial stride 2, no pooling. Three stages of bottleneck blocks (1×1×1, 3×3×3, 1×1×1),
+    widths doubling from ``2 × stem_dim_out``, the first block of stage ``i`` with spatial stride
+    ``stage_spatial_stride[i]``; no temporal stride. Head: pytorchvideo's basic head pooling the whole final
+    map (``max`` by default), then the linear layer.
+
+    Two choices differ from pytorchvideo's big ResNets, both for small moving objects learnt in a few hundred
+    steps: global *max* pooling, since averaging dilutes the few positions where the object moves with the
+    background (with ``avg`` the synthetic motions stay near chance); and the last BatchNorm of every residual
+    branch starting at 1, not 0 (``zero_init_residual``: pytorchvideo's init, which leaves the branches
+    nearly shut for the first ~1/lr optimizer steps).
+    """
+    if len(stage_depth) != 3 or len(stage_spatial_stride) != 3:
+        raise ValueError(f"stage_depth and stage_spatial_stride need 3 values, got {stage_depth}, {stage_spatial_stride}")
+    if head_pool not in _HEAD_POOLS:
+        raise ValueError(f"head_pool must be one of {', '.join(_HEAD_POOLS)}, got {head_pool!r}")
+    total_stride = 2 * math.prod(stage_spatial_stride)
+    if input_crop_size % total_stride:
+        raise ValueError(f"input_crop_size must be a multiple of the total spatial stride {total_stride}, got {input_crop_size}")
+    blocks = [
+        create_res_basic_stem(
+            in_channels=input_channel, out_channels=stem_dim_out, conv_kernel_size=(3, 3, 3),
+            conv_stride=(1, 2, 2), conv_padding=(1, 1, 1), pool=None,
+        )
+    ]
+    dim_in = stem_dim_out
+    for depth, stride in zip(stage_depth, stage_spatial_stride):
+        blocks.append(
+            create_res_stage(
+                depth=depth, dim_in=dim_in, dim_inner=dim_in, dim_out=2 * dim_in, bottleneck=create_bottleneck_block,
+                conv_a_kernel_size=(1, 1, 1), conv_a_stride=(1, 1, 1), conv_a_padding=(0, 0, 0),
+                conv_b_kernel_size=(3, 3, 3), conv_b_stride=(1, stride, stride), conv_b_padding=(1, 1, 1),
+            )
+        )
+        dim_in *= 2
+    side = input_crop_size // total_stride
+    blocks.append(
+        create_res_basic_head(
+            in_features=dim_in, out_features=model_num_class, pool=_HEAD_POOLS[head_pool],
+            pool_kernel_size=(input_clip_length, side, side), dropout_rate=dropout_rate, activation=head_activation,
+        )
+    )
+    net = Net(blocks=nn.ModuleList(blocks))
+    if not zero_init_residual:
+        for module in net.modules():
+            if getattr(module, "block_final_bn", False):
+                nn.init.ones_(module.weight)
+    return net
+
+
+
 def _spec(num_frames: int, sampling_rate: int, crop_size: int, short_side: int, alpha: int | None = None) -> InputSpec:
     return InputSpec(num_frames, sampling_rate, crop_size, short_side, slowfast_alpha=alpha)
 
@@ -89,6 +163,8 @@ ZOO_ENTRIES: tuple[ClassifierEntry, ...] = (
         _x3d_sizes,
         {"width_factor": 1.0, "depth_factor": 1.0, "head_dim_out": 256},
     ),
+    # A small 3D ResNet (0.18M parameters) that learns the synthetic motions from scratch in CPU minutes: the demo's.
+    ClassifierEntry("r3d_tiny", create_r3d_tiny, _spec(8, 1, 32, 32), _x3d_sizes, head_name="blocks.4.proj"),
     ClassifierEntry(
         "slow_r50",
         create_resnet,
