@@ -12,6 +12,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["videopure", "videopure.*"]),
+    package_data={"videopure": ["assets/*.pt"]},  # the demo's trained weights (preset `demo`)
     install_requires=[
         "torch>=2.1",
         "torchvision",

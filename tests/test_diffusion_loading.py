@@ -143,7 +143,7 @@ def test_score_sde_checkpoint_uses_ema_weights_in_parameter_order(ncsnpp_small, 
 
 
 def test_presets_match_the_official_layouts(fixtures_dir):
-    assert list_presets() == ["adm-256-uncond", "ddpmpp-cifar10"]
+    assert list_presets() == ["adm-256-uncond", "ddpmpp-cifar10", "demo"]
     adm_keys = json.loads((fixtures_dir / "adm" / "full_256_uncond_keys.json").read_text())
     ncsnpp_keys = json.loads((fixtures_dir / "ncsnpp" / "full_cifar10_ddpmpp_deep_keys.json").read_text())
     from videopure.diffusion.presets import get_preset
@@ -173,3 +173,18 @@ def test_load_preset_returns_a_frozen_network(ncsnpp_small, tmp_path, monkeypatc
     (grad,) = torch.autograd.grad(as_score_model(net)(x * 2 - 1, torch.tensor([0.1])).sum(), x)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     assert math.isfinite(float(grad.sum()))
+
+
+def test_the_demo_preset_loads_its_bundled_weights_and_only_it_counts_as_trained():
+    from videopure.diffusion.presets import get_preset, has_weights, load_network
+    from videopure.jobs.stages import DiffusionConfig, check_diffusion_weights
+
+    preset = get_preset("demo")
+    assert preset.bundled_checkpoint.is_file() and preset.bundled_checkpoint.stat().st_size < 10_000_000
+    net = load_network("demo", None)
+    shipped = torch.load(preset.bundled_checkpoint, weights_only=True)
+    assert all(torch.equal(net.state_dict()[k], v) for k, v in shipped.items())
+    assert has_weights("demo", None) and not has_weights("adm-256-uncond", None) and has_weights("adm-256-uncond", "x.pt")
+    check_diffusion_weights(DiffusionConfig(model="demo"))
+    with pytest.raises(ValueError, match="'adm-256-uncond' ships no weights"):
+        check_diffusion_weights(DiffusionConfig(model="adm-256-uncond"))

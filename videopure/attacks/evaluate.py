@@ -50,7 +50,8 @@ from videopure.attacks.report import (
 from videopure.config import to_dict
 from videopure.data import ClipRecord, DecodeWorker, VideoDecodeError, load_split, read_clip, to_float_clip
 from videopure.devices import resolve_device
-from videopure.diffusion.presets import load_network
+from videopure.diffusion.presets import has_weights, load_network
+from videopure.jobs.stages import DiffusionConfig, check_diffusion_weights
 from videopure.manifest import Manifest, atomic_write
 from videopure.models import VideoClassifier, create_classifier, load_classifier
 from videopure.purify import DiffusionPurifier, clip_seed
@@ -420,10 +421,16 @@ def describe_run(job: EvaluateJob, plan: EvaluationPlan, classifier_name: str) -
         "name": job.output.dir.name,
         "dataset": f"{data.layout} split {data.split} {data.subset} ({data.root})",
         "classifier": f"{classifier_name} ({job.classifier.checkpoint or 'RANDOM WEIGHTS: dry run'})",
-        "diffusion": f"{job.diffusion.model} ({job.diffusion.checkpoint or 'RANDOM WEIGHTS: dry run'})",
+        "diffusion": f"{job.diffusion.model} ({_weights(job.diffusion)})",
         "purifier": f"t*={job.purifier.t_star}, dt={job.purifier.dt}, noise={job.purifier.noise}, precision={job.purifier.precision}",
         "clips": f"{len(plan.records)} ({job.evaluation.clip_order} order), {data.num_frames} frames",
     }
+
+
+def _weights(diffusion: DiffusionConfig) -> str:
+    if diffusion.checkpoint is not None:
+        return str(diffusion.checkpoint)
+    return "bundled weights" if has_weights(diffusion.model, None) else "RANDOM WEIGHTS: dry run"
 
 
 def build_model(job: EvaluateJob, class_names: Sequence[str]) -> DefendedClassifier:
@@ -491,10 +498,7 @@ def build_classifier(job: EvaluateJob, class_names: Sequence[str]) -> VideoClass
 
 def _build_purifier(job: EvaluateJob) -> DiffusionPurifier:
     spec = job.diffusion
-    if spec.checkpoint is None and not spec.allow_random_weights:
-        raise ValueError("diffusion.checkpoint is not set: give the weights file, or set diffusion.allow_random_weights=true for a dry run")
-    if spec.checkpoint is None:
-        logger.warning("no diffusion checkpoint: purifying with an UNTRAINED network (dry run)")
+    check_diffusion_weights(spec)
     settings = dataclasses.replace(job.purifier, seed=job.seed)
     with _seeded_init(job.seed, "diffusion"):
         network = load_network(spec.model, spec.checkpoint)

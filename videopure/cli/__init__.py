@@ -7,10 +7,10 @@ import logging
 import sys
 from typing import Sequence
 
-from videopure.cli import bench, classify, data, evaluate, finetune, info, purify, train_diffusion
+from videopure.cli import bench, classify, data, demo, evaluate, finetune, info, purify, train_diffusion
 from videopure.config import ConfigError
 
-COMMAND_MODULES = (info, bench, data, purify, evaluate, finetune, classify, train_diffusion)
+COMMAND_MODULES = (info, demo, bench, data, purify, evaluate, finetune, classify, train_diffusion)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """Named diffusion presets: the official DiffPure networks, their checkpoint formats and default purification time.
 
 ``load_preset(name, checkpoint_path)`` builds the network, loads the file strictly and returns it frozen in
-``eval()`` mode. An unknown name is an error that lists the known ones.
+``eval()`` mode. An unknown name is an error that lists the known ones. The ``demo`` preset's weights ship inside
+the package (``videopure/assets``): ``load_network("demo", None)`` loads them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from torch import nn
 
 from videopure.diffusion.checkpoint import load_weights
 
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+
 
 @dataclass(frozen=True)
 class DiffusionPreset:
@@ -31,6 +34,12 @@ class DiffusionPreset:
     source: str
     description: str
     builder: Callable[[Mapping[str, Any]], nn.Module] = field(repr=False, compare=False)
+    bundled: bool = False  # ``checkpoint_file`` ships in videopure/assets
+
+    @property
+    def bundled_checkpoint(self) -> Path | None:
+        """The weights shipped with the package, if this preset has them."""
+        return ASSETS / self.checkpoint_file if self.bundled else None
 
     def build(self) -> nn.Module:
         """The randomly initialised network (no weights loaded)."""
@@ -111,6 +120,27 @@ DDPMPP_CIFAR10_DEEP = {
     },
 }
 
+# The demo's purifier: trained by `videopure train-diffusion --config configs/train_diffusion_demo.yaml` on the
+# frames of the 32x32 synthetic dataset (configs/diffusion/adm_tiny_32.json).
+ADM_TINY_32 = {
+    "image_size": 32,
+    "num_channels": 32,
+    "num_res_blocks": 1,
+    "channel_mult": "1,2",
+    "learn_sigma": True,
+    "class_cond": False,
+    "use_checkpoint": False,
+    "attention_resolutions": "16",
+    "num_heads": 4,
+    "num_head_channels": 16,
+    "num_heads_upsample": -1,
+    "use_scale_shift_norm": True,
+    "dropout": 0.0,
+    "resblock_updown": True,
+    "use_fp16": False,
+    "use_new_attention_order": False,
+}
+
 PRESETS: dict[str, DiffusionPreset] = {
     preset.name: preset
     for preset in (
@@ -136,6 +166,18 @@ PRESETS: dict[str, DiffusionPreset] = {
             description="Score-SDE DDPM++ deep continuous VP model for CIFAR-10 (DiffPure's CIFAR-10 purifier)",
             builder=_build_ncsnpp,
         ),
+        DiffusionPreset(
+            name="demo",
+            family="adm",
+            config=ADM_TINY_32,
+            image_size=32,
+            default_t_star=0.1,
+            checkpoint_file="demo_adm.pt",
+            source="shipped with videopure (configs/train_diffusion_demo.yaml reproduces it)",
+            description="tiny 32x32 ADM trained on the synthetic action dataset's frames (the offline demo's purifier)",
+            builder=_build_adm,
+            bundled=True,
+        ),
     )
 }
 
@@ -150,6 +192,11 @@ def get_preset(name: str) -> DiffusionPreset:
         return PRESETS[name]
     except KeyError:
         raise KeyError(f"unknown diffusion preset '{name}'; known presets: {', '.join(list_presets())}") from None
+
+
+def has_weights(model: str | Path, checkpoint: str | Path | None) -> bool:
+    """Whether :func:`load_network` gets trained weights for ``model`` (a checkpoint, or a bundled preset)."""
+    return checkpoint is not None or (str(model) in PRESETS and PRESETS[str(model)].bundled)
 
 
 def freeze(net: nn.Module) -> nn.Module:
@@ -180,9 +227,11 @@ def network_from_config_file(path: str | Path) -> nn.Module:
 def load_network(model: str | Path, checkpoint: str | Path | None) -> nn.Module:
     """A frozen network from a preset name or a JSON config file, with weights from ``checkpoint``.
 
-    ``checkpoint=None`` keeps the family's initialisation (untrained; for speed tests and dry runs only).
+    ``checkpoint=None`` loads a preset's bundled weights (``demo``), else keeps the family's initialisation
+    (untrained; for speed tests and dry runs only).
     """
     if str(model) in PRESETS:
+        checkpoint = checkpoint if checkpoint is not None else get_preset(str(model)).bundled_checkpoint
         if checkpoint is not None:
             return load_preset(str(model), checkpoint)
         net = get_preset(str(model)).build()

@@ -24,7 +24,7 @@ import torch
 from videopure.config import to_dict
 from videopure.data import ClipRecord, DecodeWorker, VideoDecodeError, read_clip, to_float_clip, write_video
 from videopure.devices import resolve_device
-from videopure.diffusion.presets import load_network
+from videopure.diffusion.presets import has_weights, load_network
 from videopure.manifest import atomic_write
 from videopure.purify import DiffusionPurifier
 
@@ -108,16 +108,23 @@ class ClipDecoder:
         self.worker.close()
 
 
+def check_diffusion_weights(diffusion: DiffusionConfig) -> None:
+    """Refuse a network without trained weights unless ``allow_random_weights`` (then warn: a dry run)."""
+    if has_weights(diffusion.model, diffusion.checkpoint):
+        return
+    if not diffusion.allow_random_weights:
+        raise ValueError(
+            f"diffusion.checkpoint is not set and {diffusion.model!r} ships no weights: give the weights file, or set "
+            "diffusion.allow_random_weights=true for a dry run"
+        )
+    logger.warning("no diffusion checkpoint: purifying with an UNTRAINED network (dry run)")
+
+
 class ClipPurifier:
     """Purify a batch of decoded rows on one device; with a classifier, also classify the purified clips."""
 
     def __init__(self, diffusion: DiffusionConfig, purifier: PurifierConfig, classifier: ClassifierConfig | None = None, device: str = "auto"):
-        if diffusion.checkpoint is None and not diffusion.allow_random_weights:
-            raise ValueError(
-                "diffusion.checkpoint is not set: give the weights file, or set diffusion.allow_random_weights=true for a dry run"
-            )
-        if diffusion.checkpoint is None:
-            logger.warning("no diffusion checkpoint: purifying with an UNTRAINED network (dry run)")
+        check_diffusion_weights(diffusion)
         self.device = resolve_device(device)
         net = load_network(diffusion.model, diffusion.checkpoint)
         self.purifier = DiffusionPurifier(net, **to_dict(purifier)).to(self.device)
