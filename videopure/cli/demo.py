@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from videopure.cli.options import add_overrides
 from videopure.config import apply_overrides, from_dict
 from videopure.demo import DemoConfig, render_summary, run_demo
 
@@ -16,10 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out; a rerun resumes)")
     parser.add_argument("--clips", type=int, help="test clips to evaluate (default 8)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a demo setting: budget=4/255, n_iter=10, eot_iter=4, repeats=5, t_star=0.15, dt=0.01, device=cuda",
-    )
+    add_overrides(parser, "budget=4/255, n_iter=10, eot_iter=4, repeats=5, t_star=0.15, dt=0.01, device=cuda", "a demo setting")
     parser.set_defaults(func=run)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from videopure.attacks.config import EvaluateJob
 from videopure.attacks.evaluate import evaluate
 from videopure.attacks.report import SanityCheckError
+from videopure.cli.options import add_overrides
 from videopure.config import load_config
 
 SANITY_FAILED = 3
@@ -21,10 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", type=Path, required=True, help="YAML evaluation config (see configs/evaluate_*.yaml)")
     parser.add_argument("--clips", type=int, help="evaluate N clips of the split (seeded order; overrides evaluation.clips)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config field, e.g. evaluation.repeats=10 or purifier.t_star=0.1",
-    )
+    add_overrides(parser, "evaluation.repeats=10 or purifier.t_star=0.1")
     parser.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from videopure.cli.options import add_overrides
 from videopure.config import load_config
 from videopure.models.finetune import FinetuneConfig, finetune
 
@@ -16,10 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fine-tune a classifier on a dataset split: best.pt, last.pt, metrics.jsonl (--resume continues)",
     )
     parser.add_argument("--config", type=Path, required=True, help="YAML config (see configs/finetune_*.yaml)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config field, e.g. optim.lr=0.005 or data.num_workers=8",
-    )
+    add_overrides(parser, "optim.lr=0.005 or data.num_workers=8")
     parser.add_argument("--resume", action="store_true", help="continue the run in output_dir after its last epoch")
     parser.set_defaults(func=run)
 

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from videopure.cli.options import add_overrides
 from videopure.config import load_config
 from videopure.jobs import PurifyJob, purify_dataset
 
@@ -16,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="purify a dataset split: purified mp4s, manifest.jsonl, summary.json, figure.png (resumes where it stopped)",
     )
     parser.add_argument("--config", type=Path, required=True, help="YAML job config (see configs/purify_*.yaml)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config field, e.g. purifier.t_star=0.1")
+    add_overrides(parser, "purifier.t_star=0.1")
     parser.add_argument("--limit", type=int, help="purify only the first N clips of the split")
     parser.set_defaults(func=run)
 

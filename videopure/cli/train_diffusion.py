@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from videopure.cli.options import add_overrides
 from videopure.config import load_config
 from videopure.diffusion.train import TrainDiffusionConfig, train_diffusion
 
@@ -16,10 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train an ADM diffusion model on video frames: ema.pt, model.pt, metrics.jsonl, purified.png (--resume continues)",
     )
     parser.add_argument("--config", type=Path, required=True, help="YAML config (see configs/train_diffusion_*.yaml)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config field, e.g. steps=20000 or optim.lr=1e-4",
-    )
+    add_overrides(parser, "steps=20000 or optim.lr=1e-4")
     parser.add_argument("--resume", action="store_true", help="continue the run in output_dir from its last checkpoint")
     parser.set_defaults(func=run)
 
