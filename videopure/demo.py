@@ -45,7 +45,7 @@ class DemoConfig:
     Attributes:
         out: output folder (a rerun resumes: finished clips are skipped).
         data: the synthetic dataset (default ``<out>/synthetic``; made when missing).
-        clips: test clips evaluated (spread over the 8 classes by the seeded order).
+        clips: test clips evaluated (the first of the seeded order of ``videopure evaluate``).
         budget: Linf budget on the [0, 1] pixel scale over the whole clip.
         n_iter, eot_iter: APGD-CE iterations and EOT samples per gradient (adjoint gradients).
         repeats: fresh purifications of every final clip (a clip is robust only if all are right).
