@@ -83,10 +83,9 @@ def run_demo(config: DemoConfig) -> dict[str, Any]:
     undefended = attack_undefended(demo_job(config, NOISE_MODES[0]))
     summary = summarize(config, reports, undefended)
     out = config.out
-    atomic_write(out / "report.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
-    atomic_write(out / "report.md", lambda p: p.write_text(render_summary(summary), encoding="utf-8"))
     summary["media"] = write_media(out, out / NOISE_MODES[0])
     atomic_write(out / "report.json", lambda p: p.write_text(json.dumps(summary, indent=2) + "\n"))
+    atomic_write(out / "report.md", lambda p: p.write_text(render_summary(summary), encoding="utf-8"))
     return summary
 
 
