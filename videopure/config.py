@@ -8,6 +8,7 @@ and the file. CLI overrides are ``dotted.key=value`` strings whose value is pars
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 import types
 import typing
 from pathlib import Path
@@ -17,7 +18,7 @@ import yaml
 
 T = TypeVar("T")
 
-__all__ = ["ConfigError", "load_config", "from_dict", "apply_overrides", "to_dict"]
+__all__ = ["ConfigError", "load_config", "from_dict", "apply_overrides", "to_dict", "parse_budget", "budget_label"]
 
 
 class ConfigError(ValueError):
@@ -168,3 +169,19 @@ def _coerce(tp: Any, value: Any, source: str, name: str) -> Any:
             raise ConfigError(f"{source}: field '{name}': expected a path string, got {value!r}")
         return Path(value)
     raise TypeError(f"config type {tp!r} of field '{name}' is not supported")
+
+
+def parse_budget(value: Union[float, str]) -> float:
+    """``0.0157``, ``"4/255"`` or ``"0.5"`` → a positive float."""
+    try:
+        budget = float(Fraction(str(value).replace(" ", "")))
+    except (ValueError, ZeroDivisionError):
+        raise ValueError(f"budget {value!r} is not a number or a fraction like 4/255") from None
+    if budget <= 0:
+        raise ValueError(f"budgets must be positive, got {value!r}")
+    return budget
+
+
+def budget_label(value: Union[float, str]) -> str:
+    """How a budget is shown: as written (``4/255``) or as a short number."""
+    return str(value).replace(" ", "") if isinstance(value, str) else f"{value:g}"

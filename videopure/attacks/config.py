@@ -6,7 +6,6 @@ Budgets are numbers or fractions written as strings (``"4/255"``), on the [0, 1]
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Literal, Optional, Union
 
@@ -17,6 +16,7 @@ from videopure.attacks.base import Attack
 from videopure.attacks.defended import DefendedClassifier
 from videopure.attacks.ensemble import autoattack_rand
 from videopure.attacks.pgd import PGD, bpda_eot
+from videopure.config import parse_budget
 from videopure.jobs.purify_dataset import DatasetConfig, DiffusionConfig, PurifierConfig
 
 AttackKind = Literal["pgd", "apgd-ce", "apgd-dlr", "apgd-t", "autoattack-rand", "bpda-eot"]
@@ -31,22 +31,6 @@ KIND_DEFAULTS: dict[str, tuple[int, int]] = {
     "autoattack-rand": (100, 20),
     "bpda-eot": (50, 15),
 }
-
-
-def parse_budget(value: Union[float, str]) -> float:
-    """``0.0157``, ``"4/255"`` or ``"0.5"`` → a positive float."""
-    try:
-        budget = float(Fraction(str(value).replace(" ", "")))
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"budget {value!r} is not a number or a fraction like 4/255") from None
-    if budget <= 0:
-        raise ValueError(f"budgets must be positive, got {value!r}")
-    return budget
-
-
-def budget_label(value: Union[float, str]) -> str:
-    """How a budget is shown: as written (``4/255``) or as a short number."""
-    return str(value).replace(" ", "") if isinstance(value, str) else f"{value:g}"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from videopure.attacks.config import Protocol, parse_budget
+from videopure.attacks.config import Protocol
+from videopure.config import parse_budget
 from videopure.attacks.defended import DefendedClassifier
 
 # A gradient through the solver re-evaluates the network along the path and takes one VJP per step (adjoint:

@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from videopure.attacks.config import Protocol, budget_label, parse_budget
+from videopure.attacks.config import Protocol
+from videopure.config import budget_label, parse_budget
 from videopure.figures import save_frame_grid
 from videopure.manifest import atomic_write
 
