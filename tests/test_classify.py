@@ -7,6 +7,7 @@ import logging
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import Tensor, nn
@@ -14,7 +15,15 @@ from torch import Tensor, nn
 from videopure.cli import main
 from videopure.data import decode_frames, load_split, make_synthetic_dataset, probe_video, resize_short_side, sample_indices
 from videopure.models import create_classifier, save_classifier
-from videopure.models.clip_dataset import ClipDataset, ClipSample, ClipSampling, EvalViews, SkippedVideo, TrainView
+from videopure.models.clip_dataset import (
+    ClipDataset,
+    ClipSample,
+    ClipSampling,
+    EvalViews,
+    SkippedVideo,
+    TrainView,
+    smooth_fields,
+)
 from videopure.models.evaluate import AccuracyMeter, EvalConfig, evaluate
 
 CLASSES = ["move_left", "move_right", "grow"]
@@ -61,6 +70,26 @@ def test_train_view_is_random_per_epoch_but_reproducible(dataset):
     assert not torch.equal(first, views[(2, 0)].frames)
     other_seed = ClipDataset(records, ClipSampling(4, 2, 16, 20), TrainView(scale=(1.0, 1.5)), seed=4, decode_timeout=None)
     assert not torch.equal(first, other_seed[(1, 0)].frames)
+
+
+def test_smooth_fields_are_bounded_smooth_and_change_every_frame(dataset):
+    fields = smooth_fields(np.random.default_rng(0), 5, 32, 0.1, 4)
+    assert fields.shape == (5, 32, 32, 3) and float(fields.abs().max()) <= 0.1 + 1e-6
+    neighbours = (fields[:, 1:] - fields[:, :-1]).abs().max()
+    assert neighbours < 0.2 / 8 + 1e-6  # bilinear over 8-pixel cells: at most a 1/8 of the largest jump per pixel
+    assert not torch.equal(fields[0], fields[1])
+
+    records = load_split(dataset, "ucf101", 1, "train").records
+    sampling = ClipSampling(4, 2, 16, 16)
+    plain = ClipDataset(records, sampling, TrainView(scale=(1.0, 1.0), hflip=False), seed=3, decode_timeout=None)
+    fielded = ClipDataset(
+        records, sampling, TrainView(scale=(1.0, 1.0), hflip=False, field_amplitude=20 / 255, field_cells=(2,)),
+        seed=3, decode_timeout=None,
+    )
+    added = fielded[(1, 0)].frames.int() - plain[(1, 0)].frames.int()  # same window and crop: only the fields differ
+    assert added.abs().max() <= 20 and added.float().abs().mean() > 2
+    assert torch.equal(fielded[(1, 0)].frames, fielded[(1, 0)].frames)
+    assert not torch.equal(added[0, 0], added[0, 1])  # a new field for every frame
 
 
 def test_short_videos_fall_back_to_uniform_sampling_or_are_skipped(dataset):

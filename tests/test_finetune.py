@@ -71,11 +71,16 @@ def stop_after(epoch: int):
     return callback
 
 
-def test_resume_after_an_interruption_gives_the_uninterrupted_result(tmp_path, small):
-    through = finetune(config(small, tmp_path / "through"))
+ROBUST_TRAINING = {"data.field_amplitude": 0.1, "data.field_cells": [4, 32], "adversarial": {"budget": "8/255", "cells": [4, 8], "steps": 2}}
+
+
+@pytest.mark.parametrize("training", [{}, ROBUST_TRAINING], ids=["plain", "fields-and-smooth-adversarial"])
+def test_resume_after_an_interruption_gives_the_uninterrupted_result(tmp_path, small, training):
+    through = finetune(config(small, tmp_path / "through", **training))
     assert [m.epoch for m in through.history] == [1, 2]
 
-    interrupted = config(small, tmp_path / "interrupted", **{"data.num_workers": 2})  # loader workers: same numbers
+    # loader workers: same numbers
+    interrupted = config(small, tmp_path / "interrupted", **{"data.num_workers": 2}, **training)
     with pytest.raises(Interrupted):
         finetune(interrupted, on_epoch_end=stop_after(1))
     assert [row["epoch"] for row in metrics_rows(tmp_path / "interrupted")] == [1]
@@ -123,6 +128,9 @@ VALID = {"model": "{name: x3d_tiny}", "data": "{root: d}", "output_dir": "out"}
         ({"model": "{name: x3d_tiny, zoo_weights: a.pyth, checkpoint: b.pt}"}, r"section 'model': 'zoo_weights' and 'checkpoint'"),
         ({"data": "{root: d, scale: [1.5, 1.0]}"}, r"section 'data': 'scale' must be a range"),
         ({"epochs": "0"}, r"need epochs >= 1"),
+        ({"data": "{root: d, field_amplitude: 2}"}, r"section 'data': 'field_amplitude' must lie in \[0, 1\]"),
+        ({"adversarial": "{budget: 8/0}"}, r"section 'adversarial': budget '8/0' is not a number"),
+        ({"adversarial": "{cells: []}"}, r"section 'adversarial': adversarial: need cells >= 1"),
         ({"output_dir": None}, r"required field 'output_dir' is missing"),
     ],
 )
@@ -170,3 +178,12 @@ def test_finetuning_learns_the_motions_well_above_chance(tmp_path):
     again = evaluate(best, split.records, split.class_names, sampling, EvalConfig(num_workers=0, device="cpu", decode_timeout=None))
     assert again.top1 == result.best_top1
     assert len(metrics_rows(tmp_path / "run")) == 12
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].glob("configs/finetune_*.yaml")), ids=lambda p: p.name)
+def test_the_shipped_finetune_configs_load(path):
+    loaded = load_config(path, FinetuneConfig)
+    assert loaded.data.layout == "ucf101" and loaded.epochs >= 1
+    if path.name == "finetune_demo_robust.yaml":  # stage 2 of the demo classifier: from stage 1, smooth PGD at 8/255
+        assert str(loaded.model.checkpoint) == "runs/finetune_demo/best.pt"
+        assert loaded.adversarial is not None and loaded.adversarial.budget == "8/255"

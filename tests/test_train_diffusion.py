@@ -14,7 +14,7 @@ from tests.tiny_models import TINY_ADM
 from videopure.cli import train_diffusion as cli
 from videopure.config import ConfigError, apply_overrides, from_dict, load_config
 from videopure.data import make_synthetic_dataset
-from videopure.diffusion.presets import load_network
+from videopure.diffusion.presets import PRESETS, load_network
 from videopure.diffusion.schedule import VPSchedule
 from videopure.diffusion.train import (
     FrameDataConfig,
@@ -190,6 +190,8 @@ def test_only_unconditional_adm_networks_are_trained(tmp_path):
 def test_the_synthetic_config_is_valid():
     config = load_config(Path(__file__).parents[1] / "configs" / "train_diffusion_demo.yaml", TrainDiffusionConfig)
     assert config.model.endswith("adm_tiny_32.json") and config.device == "cpu"
+    # the bundled preset `demo` is this config's network: the two copies of its architecture must agree
+    assert json.loads((Path(__file__).parents[1] / config.model).read_text()) == PRESETS["demo"].config
 
 
 def test_a_corrupt_video_is_skipped_with_its_path_and_reason(dataset, tmp_path, caplog):

@@ -95,13 +95,26 @@ def _crop(frames: Tensor, top: int, left: int, size: int) -> Tensor:
     return frames[..., top : top + size, left : left + size, :]
 
 
+def smooth_fields(rng: np.random.Generator, count: int, size: int, amplitude: float, cells: int) -> Tensor:
+    """``count`` random smooth colour fields, float ``(count, size, size, 3)``: a ``cells × cells`` grid of values
+    drawn uniformly from ``[-amplitude, amplitude]`` per channel, bilinearly enlarged to ``size × size``."""
+    grid = torch.from_numpy(rng.uniform(-amplitude, amplitude, (count, 3, cells, cells)).astype(np.float32))
+    fields = torch.nn.functional.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)
+    return fields.permute(0, 2, 3, 1)
+
+
 @dataclass(frozen=True)
 class TrainView:
     """One random view: a random window, the short side scaled to ``short_side × U(scale)``, a random square crop,
-    and a horizontal flip with probability ½ when ``hflip`` (leave it off where left/right is the class)."""
+    a horizontal flip with probability ½ when ``hflip`` (leave it off where left/right is the class), and, when
+    ``field_amplitude`` > 0, a random colour field (:func:`smooth_fields`, amplitude on the [0, 1] scale) added to
+    every frame, a new one per frame, with a grid size drawn per clip from ``field_cells`` (the crop size gives
+    per-pixel noise)."""
 
     scale: tuple[float, float] = (1.0, 1.25)
     hflip: bool = True
+    field_amplitude: float = 0.0
+    field_cells: tuple[int, ...] = (8,)
 
     def indices(self, total: int, sampling: ClipSampling, rng: np.random.Generator) -> np.ndarray:
         needed = frames_needed(sampling.num_frames, sampling.stride)
@@ -117,7 +130,15 @@ class TrainView:
         top = int(rng.integers(height - sampling.crop_size + 1))
         left = int(rng.integers(width - sampling.crop_size + 1))
         frames = _crop(frames, top, left, sampling.crop_size)
-        return frames.flip(-2) if self.hflip and rng.random() < 0.5 else frames
+        frames = frames.flip(-2) if self.hflip and rng.random() < 0.5 else frames
+        return self._add_fields(frames, rng) if self.field_amplitude > 0 else frames
+
+    def _add_fields(self, frames: Tensor, rng: np.random.Generator) -> Tensor:
+        """uint8 views ``(V, T, S, S, C)`` plus one smooth field per frame, rounded back to uint8."""
+        *lead, size, _, _ = frames.shape
+        cells = int(self.field_cells[rng.integers(len(self.field_cells))])
+        fields = smooth_fields(rng, int(np.prod(lead)), size, 255.0 * self.field_amplitude, cells)
+        return (frames.float() + fields.reshape(frames.shape)).round_().clamp_(0, 255).to(torch.uint8)
 
 
 @dataclass(frozen=True)

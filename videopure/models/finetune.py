@@ -11,7 +11,7 @@ accuracy: written last, atomically, so it always names a complete epoch), ``metr
 and ``config.json``.
 
 Determinism: every random choice derives from ``config.seed``: the model's fresh head, the shuffling and each
-clip's augmentation (per epoch and clip id), and dropout (the global RNG is seeded per epoch inside
+clip's augmentation (per epoch and clip id), and dropout and the adversarial starts (the global RNG is seeded per epoch inside
 ``torch.random.fork_rng``, so the caller's RNG state is untouched). A run stopped after any epoch and resumed
 ends with the same weights and metrics as one that ran through, whatever the number of loader workers.
 """
@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from videopure.checkpoints import load_strict, read_checkpoint
-from videopure.config import to_dict
+from videopure.config import parse_budget, to_dict
 from videopure.data import DatasetSplit, load_split
 from videopure.devices import resolve_device
 from videopure.manifest import Manifest, atomic_write
@@ -51,6 +51,7 @@ from videopure.models.clip_dataset import (
 )
 from videopure.models.evaluate import AccuracyMeter, Precision, autocast, evaluate_batches
 from videopure.models.registry import create_classifier
+from videopure.models.smooth_adversarial import SmoothAdversarialConfig, smooth_pgd
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +102,11 @@ class DataConfig:
         num_frames, stride: frames per clip and their spacing (default: the model's input spec).
         scale: training short side = the model's ``short_side`` × a factor drawn from this range.
         hflip: random horizontal flips in training (off when left/right is part of the class).
+        field_amplitude: in training, add to every frame a random smooth colour field of this amplitude on the
+            [0, 1] scale (0: off); smooth changes are what a diffusion purifier lets through, so a classifier
+            meant to sit behind one learns to ignore them.
+        field_cells: grid sizes, one drawn per clip: a field is ``cells × cells`` random values bilinearly
+            enlarged to the crop (the crop size itself gives per-pixel noise).
         backend: video decoder.
         decode_timeout: seconds allowed per video in a killable worker process (``None``: in-process).
         num_workers: DataLoader processes decoding videos (0: decode in the training process).
@@ -115,6 +121,8 @@ class DataConfig:
     stride: Optional[int] = None
     scale: tuple[float, float] = (1.0, 1.25)
     hflip: bool = True
+    field_amplitude: float = 0.0
+    field_cells: tuple[int, ...] = (8,)
     backend: Literal["auto", "decord", "pyav"] = "auto"
     decode_timeout: Optional[float] = 60.0
     num_workers: int = 4
@@ -124,6 +132,11 @@ class DataConfig:
             raise ValueError("layout 'list' needs 'annotations' (training list) and 'val_annotations' (validation list)")
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"'scale' must be a range (low, high) with 0 < low <= high, got {list(self.scale)}")
+        if not 0.0 <= self.field_amplitude <= 1.0 or not self.field_cells or min(self.field_cells) < 1:
+            raise ValueError(
+                f"'field_amplitude' must lie in [0, 1] and 'field_cells' be grid sizes >= 1, "
+                f"got {self.field_amplitude} and {list(self.field_cells)}"
+            )
         if self.num_workers < 0:
             raise ValueError(f"'num_workers' must be >= 0, got {self.num_workers}")
 
@@ -153,7 +166,8 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    """A fine-tuning run (``configs/finetune_*.yaml``)."""
+    """A fine-tuning run (``configs/finetune_*.yaml``); with ``adversarial``, every training batch is first moved
+    by a smooth adversarial perturbation (:mod:`videopure.models.smooth_adversarial`)."""
 
     model: ModelConfig
     data: DataConfig
@@ -165,6 +179,7 @@ class FinetuneConfig:
     channels_last: bool = False
     device: str = "auto"
     seed: int = 0
+    adversarial: Optional[SmoothAdversarialConfig] = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.seed < 0:
@@ -249,7 +264,7 @@ def finetune(
     sampling = ClipSampling.from_spec(model.spec, config.data.num_frames, config.data.stride)
     data = config.data
     common = {"backend": data.backend, "decode_timeout": data.decode_timeout}
-    train_set = ClipDataset(train_split.records, sampling, TrainView(data.scale, data.hflip), seed=config.seed, **common)
+    train_set = ClipDataset(train_split.records, sampling, TrainView(data.scale, data.hflip, data.field_amplitude, data.field_cells), seed=config.seed, **common)
     val_set = ClipDataset(val_split.records, sampling, EvalViews(), **common)
     sampler = EpochShuffle(len(train_set), config.seed)
     loader_options = {"num_workers": data.num_workers, "seed": config.seed, "pin_memory": device.type == "cuda"}
@@ -396,14 +411,24 @@ def _train_epoch(
 
 def _train_step(state: _Training, batch: Batch, config: FinetuneConfig, device: torch.device) -> tuple[torch.Tensor, float]:
     labels = batch.labels.to(device, non_blocking=True)
+    clips = batch.clips(device, config.channels_last)
     with autocast(device, config.precision):
-        logits = state.model(batch.clips(device, config.channels_last))
+        if config.adversarial is not None:
+            clips = _smooth_adversarial(state.model, clips, labels, config.adversarial)
+        logits = state.model(clips)
     loss = F.cross_entropy(logits.float(), labels)
     state.optimizer.zero_grad(set_to_none=True)
     state.scaler.scale(loss).backward()
     state.scaler.step(state.optimizer)
     state.scaler.update()
     return logits.detach(), float(loss.detach())
+
+
+def _smooth_adversarial(model: VideoClassifier, clips: torch.Tensor, labels: torch.Tensor, adversarial: SmoothAdversarialConfig) -> torch.Tensor:
+    """The batch moved by :func:`smooth_pgd` at a grid size drawn from ``adversarial.cells``."""
+    cells = adversarial.cells[int(torch.randint(len(adversarial.cells), ()))]
+    budget = parse_budget(adversarial.budget)
+    return smooth_pgd(model, clips, labels, budget=budget, cells=cells, steps=adversarial.steps)
 
 
 def _save_epoch(state: _Training, metrics: EpochMetrics, config: FinetuneConfig, split: DatasetSplit) -> None:
