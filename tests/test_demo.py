@@ -1,10 +1,8 @@
-"""The demo with the shipped models and its own defaults (exact gradients through the purifier, CPU minutes).
+"""The offline demo: what the science says comes out (issue 8), the files it promises, and a resumed rerun.
 
-What the science asks for (issue 8: purified robust accuracy >= 30 points above undefended under the same attack)
-does NOT hold yet for the shipped tiny models once gradients are exact: measured 12.5% worst case vs 0%. It is kept
-as a strict xfail so that it turns red the day it passes. (With the stochastic adjoint at 4 solver steps the same
-demo showed 88%: those gradients are nearly orthogonal to the exact ones, the overstatement the sanity checks
-exist to catch; README "The demo".)"""
+The shipped models: the tiny ADM purifier (preset `demo`) and r3d_tiny trained against smooth adversarial
+perturbations (configs/finetune_demo_robust.yaml). Measured: 75% clean / 12.5% robust without defence, 75% / 62.5%
+behind the purifier (worst case of 3 purifications, exact gradients), 91% clean on all 160 test videos."""
 
 from __future__ import annotations
 
@@ -26,7 +24,8 @@ def test_the_attack_breaks_the_undefended_classifier_and_the_report_is_consisten
     _, summary = demo
     undefended, *defended = summary["rows"]
     assert summary["clips"] == 8 and "direct gradients" in summary["attack"]
-    assert undefended["clean"] >= 0.8, summary["rows"]
+    assert summary["test_split"]["videos"] == 160 and summary["test_split"]["top1"] >= 0.8, summary["test_split"]
+    assert undefended["clean"] >= 0.75, summary["rows"]  # 6 of the 8 attacked clips (3 are RotateCounterclockwise)
     assert undefended["robust"] <= 0.125, summary["rows"]  # at most one clip of 8 survives the attack
     for row in defended:  # independent and shared noise, worst case over the repeated purifications
         assert row["clean"] >= 0.75, summary["rows"]
@@ -35,7 +34,6 @@ def test_the_attack_breaks_the_undefended_classifier_and_the_report_is_consisten
     assert not [c for checks in summary["sanity"].values() for c in checks if c["status"] == "FAIL"]
 
 
-@pytest.mark.xfail(strict=True, reason="shipped tiny models: 12.5% purified vs 0% undefended under exact gradients (issue 8 open)")
 def test_purification_keeps_30_points_more_than_no_defence(demo):
     _, summary = demo
     undefended, *defended = summary["rows"]
