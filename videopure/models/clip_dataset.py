@@ -35,6 +35,7 @@ from videopure.data import (
     to_float_clip,
 )
 from videopure.data.decode import Backend
+from videopure.models.smooth_adversarial import smooth_perturbation
 from videopure.models.spec import InputSpec
 
 logger = logging.getLogger(__name__)
@@ -98,9 +99,8 @@ def _crop(frames: Tensor, top: int, left: int, size: int) -> Tensor:
 def smooth_fields(rng: np.random.Generator, count: int, size: int, amplitude: float, cells: int) -> Tensor:
     """``count`` random smooth colour fields, float ``(count, size, size, 3)``: a ``cells × cells`` grid of values
     drawn uniformly from ``[-amplitude, amplitude]`` per channel, bilinearly enlarged to ``size × size``."""
-    grid = torch.from_numpy(rng.uniform(-amplitude, amplitude, (count, 3, cells, cells)).astype(np.float32))
-    fields = torch.nn.functional.interpolate(grid, size=(size, size), mode="bilinear", align_corners=False)
-    return fields.permute(0, 2, 3, 1)
+    grid = torch.from_numpy(rng.uniform(-amplitude, amplitude, (count, 3, 1, cells, cells)).astype(np.float32))
+    return smooth_perturbation(grid, (size, size))[:, :, 0].permute(0, 2, 3, 1)
 
 
 @dataclass(frozen=True)
