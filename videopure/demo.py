@@ -1,12 +1,13 @@
 """The offline demo: a video classifier falls to an adaptive attack; behind diffusion purification it holds.
 
-Everything ships with the package: the synthetic action dataset is generated, the classifier
-(``assets/demo_classifier.pt``, a small pytorchvideo 3-D ResNet) and the purifier (preset ``demo``, a tiny 32x32 ADM) were trained on
-it with ``videopure finetune`` and ``videopure train-diffusion`` (configs ``configs/finetune_demo.yaml`` and
-``configs/train_diffusion_demo.yaml``). On a few test clips the demo runs the evaluation protocol of
-``videopure evaluate`` (APGD-CE with EOT and exact gradients through the purifier, every final clip purified R
-times afresh, worst case over the R, the huge-budget sanity check) with independent and with shared noise, and the same attack on the undefended
-classifier, then writes a table, a figure and videos.
+Everything ships with the package: the synthetic action dataset is generated; the classifier
+(``assets/demo_classifier.pt``, a small pytorchvideo 3-D ResNet) and the purifier (preset ``demo``, a tiny 32x32 ADM)
+were trained on it with ``videopure finetune`` (``configs/finetune_demo.yaml``, then against smooth adversarial
+perturbations ``configs/finetune_demo_robust.yaml`` and ``configs/finetune_demo_robust_10.yaml``) and
+``videopure train-diffusion`` (``configs/train_diffusion_demo.yaml``). On a few test clips the demo runs the
+evaluation protocol of ``videopure evaluate`` (APGD-CE with EOT and exact gradients through the purifier, every
+final clip purified R times afresh, worst case over the R, the huge-budget sanity check) with independent and with
+shared noise, and the same attack on the undefended classifier, then writes a table, a figure and videos.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from videopure.models.evaluate import evaluate as evaluate_classifier
 logger = logging.getLogger(__name__)
 
 DEMO_CLASSIFIER = ASSETS / "demo_classifier.pt"
-# The synthetic dataset the bundled classifier was trained on (configs/finetune_demo.yaml):
+# The first 60 videos per class of the synthetic set the bundled classifier was trained on (120 per class; a video
+# depends only on seed, class and index, so these test videos are test videos there too):
 # videopure make-dataset synthetic --frames 8 --size 32x32 --videos-per-class 60
 DEMO_DATA = {"layout": "ucf101", "size": (32, 32), "num_frames": 8, "videos_per_class": 60, "seed": 0}
 NOISE_MODES = ("independent", "shared")

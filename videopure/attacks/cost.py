@@ -12,8 +12,8 @@ import torch
 from torch import Tensor
 
 from videopure.attacks.config import Protocol
-from videopure.config import parse_budget
 from videopure.attacks.defended import DefendedClassifier
+from videopure.config import parse_budget
 
 # A gradient through the solver re-evaluates the network along the path and takes one VJP per step (adjoint:
 # torchsde's adjoint SDE; direct: activations recomputed per step).

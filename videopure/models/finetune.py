@@ -11,8 +11,8 @@ accuracy: written last, atomically, so it always names a complete epoch), ``metr
 and ``config.json``.
 
 Determinism: every random choice derives from ``config.seed``: the model's fresh head, the shuffling and each
-clip's augmentation (per epoch and clip id), and dropout and the adversarial starts (the global RNG is seeded per epoch inside
-``torch.random.fork_rng``, so the caller's RNG state is untouched). A run stopped after any epoch and resumed
+clip's augmentation (per epoch and clip id), dropout and the adversarial starts (the global RNG is seeded per epoch
+inside ``torch.random.fork_rng``, so the caller's RNG state is untouched). A run stopped after any epoch and resumed
 ends with the same weights and metrics as one that ran through, whatever the number of loader workers.
 """
 
@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from videopure.checkpoints import load_strict, read_checkpoint
-from videopure.config import parse_budget, to_dict
+from videopure.config import to_dict
 from videopure.data import DatasetSplit, load_split
 from videopure.devices import resolve_device
 from videopure.manifest import Manifest, atomic_write
@@ -427,8 +427,7 @@ def _train_step(state: _Training, batch: Batch, config: FinetuneConfig, device: 
 def _smooth_adversarial(model: VideoClassifier, clips: torch.Tensor, labels: torch.Tensor, adversarial: SmoothAdversarialConfig) -> torch.Tensor:
     """The batch moved by :func:`smooth_pgd` at a grid size drawn from ``adversarial.cells``."""
     cells = adversarial.cells[int(torch.randint(len(adversarial.cells), ()))]
-    budget = parse_budget(adversarial.budget)
-    return smooth_pgd(model, clips, labels, budget=budget, cells=cells, steps=adversarial.steps)
+    return smooth_pgd(model, clips, labels, budget=adversarial.radius, cells=cells, steps=adversarial.steps)
 
 
 def _save_epoch(state: _Training, metrics: EpochMetrics, config: FinetuneConfig, split: DatasetSplit) -> None:

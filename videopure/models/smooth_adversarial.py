@@ -40,6 +40,11 @@ class SmoothAdversarialConfig:
         if not self.cells or min(self.cells) < 1 or self.steps < 1:
             raise ValueError(f"adversarial: need cells >= 1 and steps >= 1, got cells={list(self.cells)}, steps={self.steps}")
 
+    @property
+    def radius(self) -> float:
+        """``budget`` as a number."""
+        return parse_budget(self.budget)
+
 
 def smooth_perturbation(grid: Tensor, size: tuple[int, int]) -> Tensor:
     """Grid values ``(B, C, T, c, c)`` → a perturbation ``(B, C, T, *size)``, bilinear (its Linf is the grid's)."""
